@@ -1,0 +1,39 @@
+# The README's commands. Each target sets up what it needs, so a fresh clone needs only these.
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup postgres db demo test dev bench clean
+
+setup: $(STAMP) postgres
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(STAMP)
+
+# PostgreSQL server binaries: the machine's, else Debian's package (as root), else the pgserver wheel.
+postgres: $(STAMP)
+	@$(BIN)/python -c 'from equity_assets.db.cluster import find_bin_dir; find_bin_dir()' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else $(BIN)/pip install --quiet 'pgserver>=0.1.4'; fi; }
+
+db: setup
+	$(BIN)/equity db start
+
+demo: db
+	$(BIN)/equity demo
+
+test: db
+	$(BIN)/pytest -q
+
+dev: db
+	$(BIN)/equity dev
+
+clean:
+	-$(BIN)/equity db stop
+	rm -rf $(VENV) .equity

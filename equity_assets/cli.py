@@ -1,0 +1,165 @@
+"""`equity …`: the project's command line.
+
+Subcommands import their domain lazily so `equity db url` stays fast and works before the
+rest of the package is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cluster():
+    from .db.cluster import EmbeddedCluster
+
+    return EmbeddedCluster()
+
+
+def _external_db() -> bool:
+    return bool(os.environ.get("EQUITY_DATABASE_URL"))
+
+
+def cmd_db_start(args: argparse.Namespace) -> int:
+    if _external_db():
+        from .db.migrate import migrate
+        from .db.settings import admin_database_url, database_url
+
+        applied = migrate(admin_database_url())
+        print(f"EQUITY_DATABASE_URL is set; applied {len(applied)} migration(s)", file=sys.stderr)
+        print(database_url())
+        return 0
+    print(_cluster().start())
+    return 0
+
+
+def cmd_db_url(args: argparse.Namespace) -> int:
+    from .db.settings import admin_database_url, dagster_storage_url, database_url
+
+    if args.dagster:
+        print(dagster_storage_url())
+    else:
+        print(admin_database_url() if args.admin else database_url())
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    from .db.migrate import migration_status
+    from .db.settings import admin_database_url
+
+    status: dict[str, object] = {"external": _external_db()}
+    if not _external_db():
+        cluster = _cluster()
+        state = cluster.load_state()
+        status.update(
+            initialized=state is not None,
+            running=cluster.is_running(),
+            data_dir=str(state.data_dir) if state else None,
+            port=state.port if state else None,
+            run_as=state.run_as if state else None,
+        )
+        if not status["running"]:
+            print(json.dumps(status, indent=2))
+            return 1
+    status["migrations"] = migration_status(admin_database_url())
+    print(json.dumps(status, indent=2))
+    return 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from .db.migrate import migrate
+    from .db.settings import admin_database_url
+
+    applied = migrate(admin_database_url())
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+def cmd_db_stop(args: argparse.Namespace) -> int:
+    stopped = _cluster().stop()
+    print("stopped" if stopped else "not running")
+    return 0
+
+
+def dagster_env() -> dict[str, str]:
+    """Environment for Dagster processes: instance home and its PostgreSQL storage."""
+    from .db.cluster import equity_home
+    from .db.settings import dagster_storage_url
+
+    env = dict(os.environ)
+    home = Path(env.get("DAGSTER_HOME") or equity_home() / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "dagster.yaml"
+    if not link.exists():
+        link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+    env["DAGSTER_HOME"] = str(home)
+    env.setdefault("DAGSTER_PG_URL", dagster_storage_url())
+    return env
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Exec `dagster dev` against the embedded database with default signal handling."""
+    if not _external_db():
+        _cluster().start()
+    env = dagster_env()
+    # A background shell leaves SIGINT ignored; Dagster then ignores SIGTERM too (reference/dagster.md).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    dagster = str(Path(sys.executable).parent / "dagster")
+    argv = [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
+    os.execve(dagster, argv, env)
+    return 0  # pragma: no cover
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    if not _external_db():
+        _cluster().start()
+    os.environ.update(dagster_env())
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="the database: embedded cluster or EQUITY_DATABASE_URL")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("start", help="initialize (first time), start, migrate; prints the DSN").set_defaults(func=cmd_db_start)
+    url = dbsub.add_parser("url", help="print the pipeline's DSN")
+    url.add_argument("--admin", action="store_true", help="the schema owner's DSN instead")
+    url.add_argument("--dagster", action="store_true", help="Dagster's storage DSN instead")
+    url.set_defaults(func=cmd_db_url)
+    dbsub.add_parser("status", help="running? where? which migrations?").set_defaults(func=cmd_db_status)
+    dbsub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+    dbsub.add_parser("stop", help="stop the embedded cluster").set_defaults(func=cmd_db_stop)
+
+    dev = sub.add_parser("dev", help="dagster dev against the embedded database")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+
+    sub.add_parser("demo", help="run the main job end to end on the embedded defaults").set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # a clear one-line error for operators; tracebacks with EQUITY_DEBUG=1
+        if os.environ.get("EQUITY_DEBUG"):
+            raise
+        print(f"equity: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
