@@ -5,18 +5,24 @@ CREATE FUNCTION set_added_to_campaign_at() RETURNS trigger
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    IF NEW.campaign_status = 'active' AND NEW.added_to_campaign_at IS NULL THEN
-        NEW.added_to_campaign_at := now();
-    ELSIF TG_OP = 'UPDATE' AND OLD.added_to_campaign_at IS NOT NULL THEN
+    IF TG_OP = 'UPDATE' AND OLD.added_to_campaign_at IS NOT NULL THEN
         NEW.added_to_campaign_at := OLD.added_to_campaign_at;
+    ELSIF NEW.campaign_status = 'active' AND NEW.added_to_campaign_at IS NULL THEN
+        NEW.added_to_campaign_at := now();
     END IF;
     RETURN NEW;
 END
 $$;
 
-CREATE TRIGGER leads_set_added_to_campaign_at
-    BEFORE INSERT OR UPDATE OF campaign_status, added_to_campaign_at ON leads
-    FOR EACH ROW EXECUTE FUNCTION set_added_to_campaign_at();
+-- WHEN clauses keep the trigger off the bulk-ingest path (no PL/pgSQL call per new lead).
+CREATE TRIGGER leads_set_added_to_campaign_at_insert
+    BEFORE INSERT ON leads
+    FOR EACH ROW WHEN (NEW.campaign_status = 'active' OR NEW.added_to_campaign_at IS NOT NULL)
+    EXECUTE FUNCTION set_added_to_campaign_at();
+CREATE TRIGGER leads_set_added_to_campaign_at_update
+    BEFORE UPDATE OF campaign_status, added_to_campaign_at ON leads
+    FOR EACH ROW WHEN (NEW.campaign_status = 'active' OR OLD.added_to_campaign_at IS DISTINCT FROM NEW.added_to_campaign_at)
+    EXECUTE FUNCTION set_added_to_campaign_at();
 
 -- The merge rules, in one place: how an incoming record (`inc`) folds into an existing lead (`cur`).
 --   * a value never overwrites with NULL (COALESCE(inc, cur)); newer non-NULL data wins;
@@ -26,13 +32,19 @@ CREATE TRIGGER leads_set_added_to_campaign_at
 --   * arrays are unioned, order of first appearance kept.
 -- Pipeline-owned columns (verification, funnel, consent) are not touched by ingestion.
 CREATE FUNCTION array_union(a text[], b text[]) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(array_agg(v ORDER BY first_pos), '{}')
-    FROM (SELECT v, min(pos) AS first_pos
-          FROM unnest(coalesce(a, '{}') || coalesce(b, '{}')) WITH ORDINALITY AS u(v, pos)
-          WHERE v IS NOT NULL
-          GROUP BY v) s
+BEGIN
+    -- fast path: nothing new to add (the common case on re-imports)
+    IF b IS NULL OR b = '{}' OR (a IS NOT NULL AND b <@ a) THEN
+        RETURN coalesce(a, '{}');
+    END IF;
+    RETURN (SELECT coalesce(array_agg(v ORDER BY first_pos), '{}')
+            FROM (SELECT v, min(pos) AS first_pos
+                  FROM unnest(coalesce(a, '{}') || b) WITH ORDINALITY AS u(v, pos)
+                  WHERE v IS NOT NULL
+                  GROUP BY v) s);
+END
 $$;
 
 CREATE FUNCTION lead_merge(cur leads, inc leads) RETURNS leads
@@ -96,11 +108,15 @@ BEGIN
     m.method_of_add      := coalesce(inc.method_of_add, cur.method_of_add);
     -- a new primary contact keeps the old one as an alternate
     m.email              := coalesce(inc.email, cur.email);
-    m.alt_emails         := array_remove(array_union(array_union(cur.alt_emails, ARRAY[cur.email]),
+    IF m.email IS DISTINCT FROM cur.email OR inc.alt_emails <> '{}' THEN
+        m.alt_emails     := array_remove(array_union(array_union(cur.alt_emails, ARRAY[cur.email]),
                                                      inc.alt_emails), m.email);
+    END IF;
     m.phone              := coalesce(inc.phone, cur.phone);
-    m.alt_phones         := array_remove(array_union(array_union(cur.alt_phones, ARRAY[cur.phone]),
+    IF m.phone IS DISTINCT FROM cur.phone OR inc.alt_phones <> '{}' THEN
+        m.alt_phones     := array_remove(array_union(array_union(cur.alt_phones, ARRAY[cur.phone]),
                                                      inc.alt_phones), m.phone);
+    END IF;
     m.dnc_phones         := array_union(cur.dnc_phones, inc.dnc_phones);
     m.email_verified     := cur.email_verified AND m.email IS NOT DISTINCT FROM cur.email;
     m.phone_verified     := cur.phone_verified AND m.phone IS NOT DISTINCT FROM cur.phone;
@@ -117,7 +133,7 @@ AS $$
 DECLARE
     r leads;
 BEGIN
-    r.id := gen_random_uuid();
+    r.id := uuid_v7();
     r.do_not_mail := false;
     r.litigator := false;
     r.deceased := false;

@@ -6,7 +6,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, anon, authenticated;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, anon, authenticated;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
-GRANT EXECUTE ON FUNCTION request_broker_id() TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION request_broker_id(), uuid_v7() TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION touch_updated_at(), reject_mutation(), set_added_to_campaign_at()
     TO authenticated, service_role;
 

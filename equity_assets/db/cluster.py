@@ -37,6 +37,15 @@ APP_USER = "equity_app"
 APP_DATABASE = "equity"
 DAGSTER_DATABASE = "dagster"
 SERVICE_USERS = ("postgres", "nobody")
+# Sized for bulk merges of ~1M-row uploads on a small machine (defaults are for 1990s hardware).
+SERVER_SETTINGS = {
+    "shared_buffers": "512MB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "temp_buffers": "64MB",
+}
 
 
 class ClusterError(RuntimeError):
@@ -238,7 +247,10 @@ class EmbeddedCluster:
         """Idempotent: initialize, start, create databases and roles, migrate; returns the app DSN."""
         state = self.initialize()
         if not self.is_running():
-            options = f"-c listen_addresses=127.0.0.1 -p {state.port} -c unix_socket_directories=''"
+            options = " ".join(
+                [f"-c listen_addresses=127.0.0.1 -p {state.port} -c unix_socket_directories=''"]
+                + [f"-c {k}={v}" for k, v in SERVER_SETTINGS.items()]
+            )
             self._run(
                 state, "pg_ctl", "-D", str(state.data_dir), "-l", str(state.log_file),
                 "-o", options, "-w", "-t", "60", "start",
