@@ -1,0 +1,132 @@
+"""Instantly (email campaigns) as a Dagster resource: bulk lead upload in chunks of 1,000.
+
+Chunks go one after another (Instantly allows 100 requests/s per workspace, and one 1,000-lead
+call at a time is far below that); 429 and 5xx are retried with backoff, ``Retry-After`` honoured.
+
+Partial failure contract: ``add_leads`` either returns an :class:`AddLeadsResult` in which every
+chunk was accepted, or raises :class:`InstantlyChunkError` carrying the chunks accepted before the
+failing one. The failing chunk's fate is unknown (a timed-out request may still have landed) and
+later chunks were not sent; with ``skip_if_in_campaign=True`` re-sending them is safe.
+
+Secrets come from the environment at the definitions level, e.g.
+``InstantlyResource(api_key=dg.EnvVar("INSTANTLY_API_KEY"), campaign_id=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from equity_assets.campaign.models import AddLeadsResult, ChunkResult, InstantlyLead
+from equity_assets.http import HttpApiResource, ProviderError, ProviderResponseError
+
+INSTANTLY_BASE_URL = "https://api.instantly.ai"
+INSTANTLY_ADD_LEADS_PATH = "/api/v2/leads/add"
+INSTANTLY_MAX_LEADS_PER_CALL = 1000
+
+
+class InstantlyChunkError(ProviderError):
+    """A chunk could not be delivered after retries.
+
+    ``accepted`` lists the chunks Instantly confirmed before the failure; leads from
+    ``failed_start`` on (the failing chunk and everything after it) are not confirmed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        accepted: tuple[ChunkResult, ...],
+        failed_index: int,
+        failed_start: int,
+        failed_stop: int,
+        retries: int,
+    ) -> None:
+        super().__init__(message, provider="instantly", retries=retries)
+        self.accepted = accepted
+        self.failed_index = failed_index
+        self.failed_start = failed_start
+        self.failed_stop = failed_stop
+
+
+class InstantlyResource(HttpApiResource):
+    """Instantly API v2: add leads to a campaign (or list)."""
+
+    provider: ClassVar[str] = "instantly"
+    #: Dagster concurrency pool for assets calling this resource.
+    pool: ClassVar[str] = "instantly"
+
+    api_key: str = Field(description="Instantly API key (Bearer); pass dg.EnvVar(...).")
+    base_url: str = Field(default=INSTANTLY_BASE_URL, description="Instantly API root URL.")
+    campaign_id: str | None = Field(default=None, description="Default campaign for add_leads.")
+    chunk_size: int = Field(
+        default=INSTANTLY_MAX_LEADS_PER_CALL, ge=1, le=INSTANTLY_MAX_LEADS_PER_CALL, description="Leads per call."
+    )
+    skip_if_in_workspace: bool = Field(default=False, description="Skip leads present in any campaign/list.")
+    verify_leads_on_import: bool = Field(default=False, description="Let Instantly verify emails on import.")
+
+    def add_leads(
+        self,
+        *,
+        leads: Sequence[InstantlyLead],
+        campaign_id: str | None = None,
+        list_id: str | None = None,
+        skip_if_in_campaign: bool = True,
+    ) -> AddLeadsResult:
+        """Upload ``leads`` in chunks of ``chunk_size`` to a campaign (default: the resource's) or a list.
+
+        Returns one :class:`ChunkResult` per chunk, in order. Raises :class:`InstantlyChunkError`
+        (with the chunks already accepted) when a chunk fails after retries, and ``ValueError``
+        unless exactly one of campaign / list is given.
+        """
+        target = self._target(campaign_id, list_id)
+        session = self._get_session()
+        retries_before = session.retry_counter.value
+        accepted: list[ChunkResult] = []
+        for index, start in enumerate(range(0, len(leads), self.chunk_size)):
+            chunk = leads[start : start + self.chunk_size]
+            try:
+                accepted.append(self._send_chunk(chunk, target, index=index, start=start, skip=skip_if_in_campaign))
+            except ProviderError as exc:
+                raise InstantlyChunkError(
+                    f"instantly: chunk {index} (leads {start}..{start + len(chunk) - 1}) failed: {exc}",
+                    accepted=tuple(accepted),
+                    failed_index=index,
+                    failed_start=start,
+                    failed_stop=start + len(chunk),
+                    retries=session.retry_counter.value - retries_before,
+                ) from exc
+        return AddLeadsResult(
+            campaign_id=target.get("campaign_id"),
+            list_id=target.get("list_id"),
+            chunks=tuple(accepted),
+            retries=session.retry_counter.value - retries_before,
+        )
+
+    def _target(self, campaign_id: str | None, list_id: str | None) -> dict[str, str]:
+        """``{"campaign_id": ...}`` or ``{"list_id": ...}``; Instantly wants exactly one."""
+        if campaign_id and list_id:
+            raise ValueError("pass campaign_id or list_id, not both")
+        if list_id:
+            return {"list_id": list_id}
+        campaign = campaign_id or self.campaign_id
+        if not campaign:
+            raise ValueError("no campaign_id given and the resource has no default campaign_id")
+        return {"campaign_id": campaign}
+
+    def _send_chunk(
+        self, chunk: Sequence[InstantlyLead], target: Mapping[str, str], *, index: int, start: int, skip: bool
+    ) -> ChunkResult:
+        payload: dict[str, Any] = {
+            **target,
+            "leads": [lead.to_wire() for lead in chunk],
+            "skip_if_in_campaign": skip,
+            "skip_if_in_workspace": self.skip_if_in_workspace,
+            "verify_leads_on_import": self.verify_leads_on_import,
+        }
+        body = self._post(INSTANTLY_ADD_LEADS_PATH, payload, headers={"Authorization": f"Bearer {self.api_key}"})
+        if not isinstance(body, Mapping) or "leads_uploaded" not in body:
+            raise ProviderResponseError("instantly: leads/add response without leads_uploaded", provider=self.provider)
+        return ChunkResult.from_wire(body, index=index, start=start, emails=tuple(lead.email for lead in chunk))

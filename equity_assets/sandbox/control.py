@@ -1,0 +1,51 @@
+"""A thin client for the sandbox's ``/_sandbox/*`` routes (used by tests, benchmarks and the demo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from equity_assets.http import DEFAULT_TIMEOUT
+
+
+class SandboxControl:
+    """Inspect and steer a running sandbox at ``base_url``."""
+
+    def __init__(self, base_url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``requests``, ``responses``, ``records``, ``throttled_429``, ``injected_5xx``, ..."""
+        return self._call("GET", "/_sandbox/stats")
+
+    def reset(self) -> None:
+        """Forget received data and counters; fault knobs return to the start-up config."""
+        self._call("POST", "/_sandbox/reset")
+
+    def faults(self) -> dict[str, Any]:
+        """Current fault knobs."""
+        return self._call("GET", "/_sandbox/faults")
+
+    def set_faults(
+        self, *, path_faults: dict[str, dict[str, Any] | None] | None = None, **knobs: Any
+    ) -> dict[str, Any]:
+        """Change global knobs (only those given) and/or per-path overrides (``None`` removes one)."""
+        body: dict[str, Any] = dict(knobs)
+        if path_faults is not None:
+            body["path_faults"] = path_faults
+        return self._call("POST", "/_sandbox/faults", json=body)
+
+    def campaign_leads(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Leads an Instantly campaign holds, each with its ``upload_count``."""
+        return self._call("GET", f"/_sandbox/instantly/campaigns/{campaign_id}/leads")["leads"]
+
+    def list_leads(self, list_id: str) -> list[dict[str, Any]]:
+        """Leads an Instantly list holds, each with its ``upload_count``."""
+        return self._call("GET", f"/_sandbox/instantly/lists/{list_id}/leads")["leads"]
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = requests.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        response.raise_for_status()
+        return response.json()
