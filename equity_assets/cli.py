@@ -126,6 +126,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from .gateway import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from .gateway import UploadError, upload_file
+
+    try:
+        answer = upload_file(args.file, url=args.url, source=args.source)
+    except UploadError as exc:
+        print(json.dumps(exc.body if isinstance(exc.body, dict) else {"error": exc.error, "detail": exc.detail}))
+        return 1
+    print(json.dumps(answer))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from .sandbox import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f".bench.{args.bench}", __package__)
+    options = {k: v for k, v in vars(args).items() if k in module.OPTIONS and v is not None}
+    figures = module.run(**options)
+    print(json.dumps(figures, indent=None if args.json else 2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +183,30 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
 
     sub.add_parser("demo", help="run the main job end to end on the embedded defaults").set_defaults(func=cmd_demo)
+
+    gateway = sub.add_parser("gateway", help="HTTP gateway: signed uploads, webhooks, consent pages")
+    gateway.add_argument("--host", default="127.0.0.1")
+    gateway.add_argument("--port", type=int, default=8080)
+    gateway.set_defaults(func=cmd_gateway)
+
+    upload = sub.add_parser("upload", help="sign and upload a CSV to a gateway (first secret of EQUITY_UPLOAD_SECRETS)")
+    upload.add_argument("file")
+    upload.add_argument("--url", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
+    upload.add_argument("--source", default="propstream")
+    upload.set_defaults(func=cmd_upload)
+
+    sandbox = sub.add_parser("sandbox", help="local simulators of Melissa, BatchData and Instantly")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8090)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign"])
+    bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
+    bench.add_argument("--leads", type=int, help="verify/campaign: leads in the database")
+    bench.add_argument("--brokers", type=int, help="campaign/verify: brokers")
+    bench.add_argument("--json", action="store_true", help="one line of JSON")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -27,7 +27,7 @@ DATA_TABLES = (
     "billing_events", "invoices", "calls", "lead_number_assignments", "broker_phone_numbers",
     "email_replies", "webhook_events", "campaign_sends", "lead_consent_audit", "consent_tokens",
     "suppression_list", "pipeline_events", "pipeline_dlq", "lead_key_conflicts", "lead_sources",
-    "leads_staging", "leads", "ingest_replay_guard", "uploads", "brokers",
+    "leads_staging", "leads", "ingest_replay_guard", "uploads", "brokers", "gateway_rate_limits",
 )
 
 

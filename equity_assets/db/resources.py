@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,7 @@ class PostgresResource(dg.ConfigurableResource):
     application_name: str = "equity_assets"
 
     _pool: ConnectionPool | None = PrivateAttr(default=None)
+    _pool_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def resolved_dsn(self) -> str:
         return self.dsn or database_url()
@@ -39,17 +41,22 @@ class PostgresResource(dg.ConfigurableResource):
         conn.commit()
 
     def _open_pool(self) -> ConnectionPool:
-        if self._pool is None:
-            self._pool = ConnectionPool(
-                self.resolved_dsn(),
-                min_size=self.min_size,
-                max_size=self.max_size,
-                configure=self._configure,
-                open=True,
-                name="equity",
-            )
-            self._pool.wait(timeout=30)
-        return self._pool
+        with self._pool_lock:  # threads (gateway workers) may race to the first connection
+            if self._pool is None:
+                self._pool = self._new_pool()
+            return self._pool
+
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self.resolved_dsn(),
+            min_size=self.min_size,
+            max_size=self.max_size,
+            configure=self._configure,
+            open=True,
+            name="equity",
+        )
+        pool.wait(timeout=30)
+        return pool
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._open_pool()
@@ -58,9 +65,10 @@ class PostgresResource(dg.ConfigurableResource):
         self.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:

@@ -1,0 +1,44 @@
+"""What a gateway process is configured with. Secrets are not here: they come from the environment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from equity_assets.db.cluster import equity_home
+from equity_assets.db.resources import PostgresResource
+from equity_assets.security.signing import DEFAULT_TOLERANCE_S
+
+MIB = 1024 * 1024
+
+
+def default_upload_dir() -> Path:
+    """``$EQUITY_HOME/uploads``, resolved at call time."""
+    return equity_home() / "uploads"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Tunables of one gateway process; the defaults are DESIGN §6's.
+
+    ``clock`` (unix seconds) decides signature freshness; tests inject a fixed one so the ±300 s
+    boundary is exact. Rate-limit windows use the database's clock instead, so every gateway
+    process counts against the same time line.
+    """
+
+    upload_dir: Path | None = None  # None: $EQUITY_HOME/uploads
+    max_body_bytes: int = 512 * MIB
+    rate_limit_per_window: int = 100
+    rate_limit_window: timedelta = timedelta(minutes=1)
+    signature_tolerance_s: int = DEFAULT_TOLERANCE_S
+    replay_window: timedelta = timedelta(days=7)
+    clock: Callable[[], float] = time.time
+    postgres: PostgresResource | None = None  # None: PostgresResource() (EQUITY_DATABASE_URL or embedded)
+    health_connect_timeout_s: int = 3
+
+    def resolved_upload_dir(self) -> Path:
+        """Where content-addressed upload files live."""
+        return Path(self.upload_dir) if self.upload_dir is not None else default_upload_dir()
