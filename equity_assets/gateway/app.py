@@ -14,10 +14,9 @@ import ipaddress
 import logging
 import random
 import re
-import threading
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -55,21 +54,9 @@ class GatewayState:
     settings: GatewaySettings
     upload_dir: Path
     postgres: PostgresResource
-    _pool_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _pool_ready: bool = False
 
     def connection(self) -> AbstractContextManager[psycopg.Connection]:
-        """A pooled connection in a transaction (as ``service_role``).
-
-        The resource creates its pool lazily without a lock; concurrent first requests would each
-        build one and leak all but the last, so the first use is serialized here.
-        """
-        if not self._pool_ready:
-            with self._pool_lock:
-                if not self._pool_ready:
-                    with self.postgres.connection():
-                        pass
-                    self._pool_ready = True
+        """A pooled connection in a transaction (as ``service_role``)."""
         return self.postgres.connection()
 
 
