@@ -136,6 +136,9 @@ def group_linked_rows(conn: psycopg.Connection) -> int:
            FROM (SELECT rn, grp, row_number() OVER (PARTITION BY grp ORDER BY rn) AS round FROM linked) r
            WHERE m.rn = r.rn AND (m.grp, m.round) IS DISTINCT FROM (r.grp, r.round)"""
     )
+    # later rounds are small: let the planner see that and use the staging index
+    conn.execute("CREATE INDEX ON merge_rows (round) WHERE round > 1")
+    conn.execute("ANALYZE merge_rows")
     return conn.execute("SELECT max(round) FROM merge_rows").fetchone()[0]
 
 
@@ -155,7 +158,8 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
                       CASE WHEN coalesce(m.by_mak, m.by_apn, m.by_addr) IS NULL THEN uuid_v7() END AS new_id,
                       {cols}
                FROM merge_rows m JOIN leads_staging s ON s.upload_id = %s AND s.row_number = m.rn
-               WHERE m.round = %s"""
+               WHERE m.round = %s
+               ORDER BY m.rn"""
         ).format(cols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in ingest)),
         (upload_id, round_no),
     )

@@ -51,5 +51,3 @@ def pipeline_funnel(context: dg.AssetExecutionContext, postgres: PostgresResourc
     context.log.info("funnel: %s", {s: metadata[f"{s}_items"] for s in FUNNEL_STAGES})
     return dg.MaterializeResult(metadata=metadata)
 
-
-defs = dg.Definitions(assets=[pipeline_funnel])

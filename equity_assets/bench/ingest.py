@@ -1,0 +1,164 @@
+"""`equity bench ingest --rows N`: the ingest path against the seed's row-by-row design.
+
+On fresh tables, one run measures:
+- `copy`: the same file's raw bytes streamed to COPY into an unindexed UNLOGGED table (the floor);
+- `row_by_row`: the seed's path, `upsert_lead()` once per row in its own transaction, on the
+  first min(N, 50,000) rows (already parsed, so only the database path is timed);
+- `pipeline`: `staged_leads` + `deduped_leads` as Dagster materializes them (parse, normalize,
+  validate, COPY, set-based merge), wall clock.
+Dedupe quality is pairwise precision/recall of the lead every row became (lineage) against the
+synthetic file's known entities.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from ..db.resources import PostgresResource
+from ..ingest.assets import deduped_leads, staged_leads
+from ..ingest.parsing import read_upload
+from ..ingest.partitions import uploads_partitions
+from ..ingest.synthetic import write_propstream_csv
+from .common import fresh_database
+
+OPTIONS = {"rows"}
+ROW_BY_ROW_MAX = 50_000
+COPY_BLOCK = 1 << 20
+
+
+def measure_copy(admin: str, path: Path) -> float:
+    """Seconds to stream the file's bytes into an unindexed UNLOGGED all-text table."""
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f"c{i}")) for i in range(len(header)))
+    with psycopg.connect(admin) as conn:
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE bench_raw_copy ({})").format(columns))
+        started = time.perf_counter()
+        with conn.cursor().copy("COPY bench_raw_copy FROM STDIN (FORMAT csv, HEADER true)") as copy, open(path, "rb") as f:
+            while block := f.read(COPY_BLOCK):
+                copy.write(block)
+        conn.commit()
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_raw_copy")
+        conn.commit()
+    return seconds
+
+
+def json_records(path: Path, limit: int) -> list[str]:
+    """The first `limit` parsed rows as upsert_lead() payloads."""
+    frames = []
+    taken = 0
+    for chunk in read_upload(path, chunk_rows=min(limit, 200_000)):
+        frames.append(chunk.frame)
+        taken += len(chunk.frame)
+        if taken >= limit:
+            break
+    frame = pd.concat(frames).head(limit).drop(columns=["row_number"])
+    return [json.dumps({k: v for k, v in row.items() if v is not None}, default=_json_value)
+            for row in frame.astype(object).where(frame.notna(), None).to_dict("records")]
+
+
+def _json_value(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def measure_row_by_row(app: str, payloads: list[str]) -> tuple[float, float]:
+    """(seconds, p95 ms) for upsert_lead() once per row, each in its own transaction."""
+    latencies = []
+    with psycopg.connect(app, autocommit=True) as conn:
+        conn.execute("SET ROLE service_role")
+        started = time.perf_counter()
+        for payload in payloads:
+            t = time.perf_counter()
+            conn.execute("SELECT upsert_lead(%s::jsonb)", (payload,))
+            latencies.append(time.perf_counter() - t)
+        seconds = time.perf_counter() - started
+        conn.execute("DELETE FROM lead_key_conflicts")
+        conn.execute("DELETE FROM leads")
+    latencies.sort()
+    return seconds, latencies[int(len(latencies) * 0.95)] * 1000
+
+
+def register_upload(app: str, path: Path) -> str:
+    upload_id = str(uuid.uuid4())
+    with psycopg.connect(app) as conn:
+        conn.execute("SET ROLE service_role")
+        conn.execute(
+            "INSERT INTO uploads (id, content_sha256, source, storage_path, byte_size) VALUES (%s, %s, 'propstream', %s, %s)",
+            (upload_id, hashlib.sha256(upload_id.encode()).hexdigest(), str(path), path.stat().st_size),
+        )
+    return upload_id
+
+
+def measure_pipeline(app: str, upload_id: str) -> tuple[float, dict, dict]:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
+    postgres = PostgresResource(dsn=app)
+    started = time.perf_counter()
+    result = dg.materialize([staged_leads, deduped_leads], partition_key=upload_id, instance=instance,
+                            resources={"postgres": postgres})
+    seconds = time.perf_counter() - started
+    postgres.close()
+    md = {node: {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+          for node in ("staged_leads", "deduped_leads")}
+    return seconds, md["staged_leads"], md["deduped_leads"]
+
+
+def run(rows: int = 100_000) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database() as (admin, app):
+        path = Path(tmp) / "propstream.csv"
+        started = time.perf_counter()
+        truth = write_propstream_csv(path, rows)
+        generate_s = time.perf_counter() - started
+
+        copy_s = measure_copy(admin, path)
+        sample = json_records(path, min(rows, ROW_BY_ROW_MAX))
+        rbr_s, rbr_p95 = measure_row_by_row(app, sample)
+
+        upload_id = register_upload(app, path)
+        pipeline_s, staged, merged = measure_pipeline(app, upload_id)
+        with psycopg.connect(admin) as conn:
+            lineage = dict(conn.execute(
+                "SELECT row_number, lead_id::text FROM lead_sources WHERE upload_id = %s", (upload_id,)).fetchall())
+            leads_after = conn.execute("SELECT count(*) FROM leads").fetchone()[0]
+        clusters = [lineage.get(i, f"rejected:{i}") for i in range(1, rows + 1)]
+        scores = truth.pairwise_scores(pd.Series(clusters))
+
+    copy_rps = rows / copy_s
+    rbr_rps = len(sample) / rbr_s
+    pipeline_rps = rows / pipeline_s
+    return {
+        "rows": rows,
+        "copy_rows_per_s": round(copy_rps),
+        "row_by_row_rows": len(sample),
+        "row_by_row_rows_per_s": round(rbr_rps),
+        "row_by_row_p95_ms": round(rbr_p95, 3),
+        "pipeline_rows_per_s": round(pipeline_rps),
+        "pipeline_seconds": round(pipeline_s, 2),
+        "pipeline_vs_row_by_row": round(pipeline_rps / rbr_rps, 2),
+        "pipeline_vs_copy": round(pipeline_rps / copy_rps, 3),
+        "dedupe_precision": round(scores.precision, 5),
+        "dedupe_recall": round(scores.recall, 5),
+        "true_entities": truth.n_entities,
+        "leads_after": leads_after,
+        "rejected_rows": staged["rejected_rows"],
+        "profile_s": {
+            "generate_file": round(generate_s, 2),
+            "parse_normalize_validate": staged["parse_seconds"],
+            "stage_total": staged["duration_s"],
+            "merge": merged["seconds"],
+            "dagster_overhead": round(pipeline_s - staged["duration_s"] - merged["duration_s"], 2),
+        },
+        "merge": {k: merged[k] for k in ("inserted", "updated", "merged_in_batch", "conflicts", "rounds")},
+    }

@@ -1,0 +1,119 @@
+"""Ingestion: a signed upload becomes staged rows, then de-duplicated leads."""
+
+import time
+
+import dagster as dg
+
+from ..db.resources import PostgresResource
+from ..observe.events import DeadLetter, record_event, send_to_dlq
+from .columns import UploadFormatError
+from .merge import merge_upload
+from .partitions import uploads_partitions
+from .staging import STAGE, stage_upload
+
+STAGED_ROWS_ADD_UP = "staged_rows_add_up"
+
+
+def load_upload(conn, upload_id: str) -> tuple[str, str]:
+    row = conn.execute("SELECT storage_path, source FROM uploads WHERE id = %s", (upload_id,)).fetchone()
+    if row is None:
+        raise dg.Failure(description=f"upload {upload_id} has no row in `uploads`")
+    return row
+
+
+def fail_upload(postgres: PostgresResource, upload_id: str, reason: str, run_id: str) -> None:
+    """Record a refused file (status, DLQ, event) in its own transaction, then fail the run."""
+    with postgres.connection() as conn:
+        conn.execute("UPDATE uploads SET status = 'failed', error = %s WHERE id = %s", (reason, upload_id))
+        conn.execute("DELETE FROM pipeline_dlq WHERE stage = %s AND source_ref = %s AND row_number IS NULL "
+                     "AND status = 'pending'", (STAGE, upload_id))
+        send_to_dlq(conn, STAGE, [DeadLetter(reason=reason, source_ref=upload_id)], run_id=run_id)
+        record_event(conn, "upload_failed", stage=STAGE, upload_id=upload_id, run_id=run_id,
+                     payload={"reason": reason})
+    raise dg.Failure(description=f"upload {upload_id} refused: {reason}", allow_retries=False)
+
+
+@dg.asset(
+    partitions_def=uploads_partitions,
+    group_name="ingest",
+    kinds={"python", "postgres"},
+    owners=["team:data-platform"],
+    check_specs=[dg.AssetCheckSpec(STAGED_ROWS_ADD_UP, asset="staged_leads",
+                                   description="staged rows + rejected rows = data rows in the file")],
+)
+def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+    """One upload's CSV, parsed (PropStream or compatible columns), normalized (address → addr_hash,
+    phone → E.164, email), validated with Pandera, and COPYed into `leads_staging`.
+
+    Bad rows go to `pipeline_dlq` with the column and reason; a malformed file (e.g. an
+    unterminated quote) fails the upload with a clear reason and stages nothing. Re-running the
+    partition replaces its staged rows and pending DLQ rows.
+    """
+    upload_id = context.partition_key
+    with postgres.connection() as conn:
+        path, source = load_upload(conn, upload_id)
+    try:
+        with postgres.connection() as conn:
+            counts = stage_upload(conn, upload_id, path, source=source, run_id=context.run_id, log=context.log)
+            conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, error = NULL WHERE id = %s",
+                         (counts.file_rows, upload_id))
+            record_event(conn, "upload_staged", stage=STAGE, upload_id=upload_id, run_id=context.run_id,
+                         count=counts.staged, duration_ms=int(counts.seconds * 1000),
+                         payload={"rejected": counts.rejected, "file_rows": counts.file_rows})
+    except (UploadFormatError, UnicodeDecodeError) as exc:
+        fail_upload(postgres, upload_id, str(exc), context.run_id)
+    except FileNotFoundError:
+        fail_upload(postgres, upload_id, f"stored file is missing: {path}", context.run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "file_rows": counts.file_rows,
+            "staged_rows": counts.staged,
+            "rejected_rows": counts.rejected,
+            "dropped_values": counts.dropped_values,
+            "encoding": counts.encoding,
+            "parse_seconds": counts.parse_seconds,
+            "duration_s": counts.seconds,
+            "rows_per_s": round(counts.file_rows / counts.seconds, 1) if counts.seconds else 0.0,
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name=STAGED_ROWS_ADD_UP,
+            passed=counts.staged + counts.rejected == counts.file_rows,
+            metadata={"staged": counts.staged, "rejected": counts.rejected, "file_rows": counts.file_rows},
+        )],
+    )
+
+
+@dg.asset(
+    partitions_def=uploads_partitions,
+    deps=[staged_leads],
+    group_name="ingest",
+    kinds={"postgres"},
+    owners=["team:data-platform"],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+    """The upload's staged rows merged into `leads` in one set-based transaction: MAK → APN →
+    addr_hash, in-batch duplicates collapsed, safe merges (never NULL over a value, booleans OR,
+    arrays union), key conflicts recorded in `lead_key_conflicts`, lineage in `lead_sources`.
+
+    Concurrent merges are serialized; re-materializing a partition changes nothing.
+    """
+    upload_id = context.partition_key
+    started = time.perf_counter()
+    with postgres.connection() as conn:
+        counts = merge_upload(conn, upload_id)
+        already = conn.execute(
+            "SELECT count(*) FROM lead_sources WHERE upload_id = %s", (upload_id,)
+        ).fetchone()[0] - counts.staged
+        conn.execute("UPDATE uploads SET status = 'merged' WHERE id = %s", (upload_id,))
+        record_event(conn, "dedupe_success", stage="deduped_leads", upload_id=upload_id, run_id=context.run_id,
+                     count=counts.staged, duration_ms=int(counts.seconds * 1000),
+                     payload=counts.as_metadata(), idempotency_key=f"dedupe_success:{upload_id}")
+    context.log.info("merged upload %s: %s", upload_id, counts)
+    return dg.MaterializeResult(
+        metadata={
+            **counts.as_metadata(),
+            "already_merged_rows": already,
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+    )

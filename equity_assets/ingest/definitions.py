@@ -1,0 +1,14 @@
+"""The ingest domain's definitions."""
+
+import dagster as dg
+
+from .assets import deduped_leads, staged_leads
+from .checks import no_duplicate_lead_keys, staged_rows_accounted_for
+from .sensors import ingest_upload_job, upload_sensor
+
+defs = dg.Definitions(
+    assets=[staged_leads, deduped_leads],
+    asset_checks=[no_duplicate_lead_keys, staged_rows_accounted_for],
+    jobs=[ingest_upload_job],
+    sensors=[upload_sensor],
+)
