@@ -54,16 +54,16 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
         path, source = load_upload(conn, upload_id)
     try:
         with postgres.connection() as conn:
-            counts = stage_upload(conn, upload_id, path, source=source, run_id=context.run_id, log=context.log)
+            counts = stage_upload(conn, upload_id, path, source=source, run_id=context.run.run_id, log=context.log)
             conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, error = NULL WHERE id = %s",
                          (counts.file_rows, upload_id))
-            record_event(conn, "upload_staged", stage=STAGE, upload_id=upload_id, run_id=context.run_id,
+            record_event(conn, "upload_staged", stage=STAGE, upload_id=upload_id, run_id=context.run.run_id,
                          count=counts.staged, duration_ms=int(counts.seconds * 1000),
                          payload={"rejected": counts.rejected, "file_rows": counts.file_rows})
     except (UploadFormatError, UnicodeDecodeError) as exc:
-        fail_upload(postgres, upload_id, str(exc), context.run_id)
+        fail_upload(postgres, upload_id, str(exc), context.run.run_id)
     except FileNotFoundError:
-        fail_upload(postgres, upload_id, f"stored file is missing: {path}", context.run_id)
+        fail_upload(postgres, upload_id, f"stored file is missing: {path}", context.run.run_id)
     return dg.MaterializeResult(
         metadata={
             "file_rows": counts.file_rows,
@@ -106,7 +106,7 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
             "SELECT count(*) FROM lead_sources WHERE upload_id = %s", (upload_id,)
         ).fetchone()[0] - counts.staged
         conn.execute("UPDATE uploads SET status = 'merged' WHERE id = %s", (upload_id,))
-        record_event(conn, "dedupe_success", stage="deduped_leads", upload_id=upload_id, run_id=context.run_id,
+        record_event(conn, "dedupe_success", stage="deduped_leads", upload_id=upload_id, run_id=context.run.run_id,
                      count=counts.staged, duration_ms=int(counts.seconds * 1000),
                      payload=counts.as_metadata(), idempotency_key=f"dedupe_success:{upload_id}")
     context.log.info("merged upload %s: %s", upload_id, counts)
