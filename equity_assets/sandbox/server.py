@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import uvicorn
 
 from equity_assets.sandbox.app import create_app
 from equity_assets.sandbox.config import SandboxConfig
-
-_START_TIMEOUT_S = 10.0
-_STOP_TIMEOUT_S = 10.0
+from equity_assets.serving import running_in_thread
 
 
 def serve(host: str = "127.0.0.1", port: int = 8090, config: SandboxConfig | None = None) -> None:
@@ -28,42 +20,9 @@ def serve(host: str = "127.0.0.1", port: int = 8090, config: SandboxConfig | Non
     )
 
 
-@contextmanager
-def running_sandbox(config: SandboxConfig | None = None, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run a sandbox on an ephemeral port in a background thread; yields its base URL.
+def running_sandbox(config: SandboxConfig | None = None, host: str = "127.0.0.1"):
+    """Run a sandbox on an ephemeral port in a background thread (context manager yielding its URL).
 
-    The socket is bound before the server starts, so the port is known without parsing logs, and
-    the server is stopped (and its thread joined) when the block exits, even on error.
+    In-flight requests stuck in a timeout fault must not hold the shutdown hostage: 1 s grace.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            log_level="warning",
-            access_log=False,
-            # In-flight requests stuck in a timeout fault must not hold the shutdown hostage.
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox:{port}", daemon=True)
-    thread.start()
-    try:
-        _wait_until_started(server, thread)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(_STOP_TIMEOUT_S)
-        sock.close()
-
-
-def _wait_until_started(server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("sandbox server thread exited during start-up")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"sandbox did not start within {_START_TIMEOUT_S} s")
-        time.sleep(0.005)
+    return running_in_thread(create_app(config), name="sandbox", host=host, graceful_shutdown_s=1)
