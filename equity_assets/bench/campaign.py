@@ -1,0 +1,189 @@
+"""`equity bench campaign --leads N --brokers B`: the campaign layer against its targets.
+
+On a fresh database with N verified, scored, assigned, queued leads spread over B brokers
+(1% of their emails suppressed), one run measures:
+- `contactable_refresh_s`: the incremental `contactable_leads` refresh after 10% of the leads
+  changed (score changes, opt-outs, lost verification) and 0.1% more emails were suppressed;
+  the first full build is reported next to it;
+- `feeder_query_p95_ms`: the single-broker feeder query (next 250 leads), many random brokers;
+- `batch_seconds`: the whole day's job (`daily_campaign_batch` + blocking checks +
+  `instantly_campaign_leads`) for B × 250 leads against the sandbox over HTTP, wall clock.
+Targets at N = 1,000,000, B = 100: refresh ≤ 1 s, feeder p95 ≤ 5 ms, a 25,000-lead day ≤ 60 s.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import statistics
+import time
+from typing import Any
+
+import dagster as dg
+import psycopg
+
+from ..campaign.contactable import refresh_contactable
+from ..campaign.definitions import defs as campaign_defs
+from ..campaign.feeder import FEEDER_SQL
+from ..campaign.partitions import campaign_days
+from ..campaign.resources import InstantlyResource
+from ..db.resources import PostgresResource
+from ..sandbox import SandboxConfig, SandboxControl, running_sandbox
+from .common import fresh_database
+
+OPTIONS = {"leads", "brokers"}
+TARGETS = {"contactable_refresh_s": 1.0, "feeder_query_p95_ms": 5.0, "batch_seconds": 60.0}
+FEEDER_SAMPLES = 1000
+DAILY_CAP = 250
+
+_SEED_BROKERS = """
+INSERT INTO brokers (name, daily_cap, instantly_campaign_id)
+SELECT 'Bench broker ' || n, %s, 'bench-campaign-' || n FROM generate_series(1, %s) n
+"""
+
+# Old rows (updated two days ago), as leads are by the time the campaign reads them.
+_SEED_LEADS = """
+INSERT INTO leads (email, first_name, last_name, property_address, property_city, property_state,
+                   email_verified, lead_score, assigned_broker_id, campaign_status, created_at, updated_at)
+SELECT 'lead' || n || '@bench.example', 'First' || n, 'Last' || n, n || ' Main St', 'Austin', 'TX',
+       true, round((random() * 100)::numeric, 2), b.ids[1 + n %% %(brokers)s], 'queued',
+       now() - interval '2 days', now() - interval '2 days'
+FROM generate_series(1, %(leads)s) n,
+     (SELECT array_agg(id ORDER BY id) AS ids FROM brokers) b
+"""
+
+_SEED_SUPPRESSIONS = """
+INSERT INTO suppression_list (channel, value, reason, source, created_at)
+SELECT 'email', 'lead' || n || '@bench.example', 'bench', 'unsubscribe', now() - interval '2 days'
+FROM generate_series(1, %s, 97) n
+"""
+
+# 10% of the leads change: 8.5% rescored, 1% opt out, 0.5% lose their verified email.
+_CHANGE_TEN_PERCENT = """
+UPDATE leads SET
+    lead_score = CASE WHEN r < 0.085 THEN round((random() * 100)::numeric, 2) ELSE lead_score END,
+    campaign_status = CASE WHEN r >= 0.085 AND r < 0.095 THEN 'do_not_contact'::campaign_status
+                           ELSE campaign_status END,
+    email_verified = CASE WHEN r >= 0.095 THEN false ELSE email_verified END
+FROM (SELECT id, random() * 0.1 AS r FROM leads TABLESAMPLE BERNOULLI (10)) pick
+WHERE leads.id = pick.id
+"""
+
+_MORE_SUPPRESSIONS = """
+INSERT INTO suppression_list (channel, value, reason, source)
+SELECT 'email', 'lead' || n || '@bench.example', 'bench', 'bounce' FROM generate_series(50, %s, 997) n
+ON CONFLICT (channel, value) DO NOTHING
+"""
+
+
+def seed(admin_dsn: str, app_dsn: str, leads: int, brokers: int) -> float:
+    """Brokers, leads and suppressions, set-based, then the statistics autovacuum would gather."""
+    started = time.perf_counter()
+    with psycopg.connect(app_dsn) as conn:
+        conn.execute("SET ROLE service_role")
+        conn.execute(_SEED_BROKERS, (DAILY_CAP, brokers))
+        conn.execute(_SEED_LEADS, {"brokers": brokers, "leads": leads})
+        conn.execute(_SEED_SUPPRESSIONS, (leads,))
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:  # VACUUM needs the table owner
+        conn.execute("VACUUM (ANALYZE) leads, brokers, suppression_list")
+    return time.perf_counter() - started
+
+
+def timed_refresh(postgres: PostgresResource, *, full: bool) -> dict[str, Any]:
+    with postgres.connection() as conn:
+        counts = refresh_contactable(conn, full=full)
+    return counts.as_metadata()
+
+
+def change_ten_percent(app_dsn: str, leads: int) -> int:
+    """Apply the day's changes; returns the number of leads changed."""
+    with psycopg.connect(app_dsn) as conn:
+        conn.execute("SET ROLE service_role")
+        changed = conn.execute(_CHANGE_TEN_PERCENT).rowcount
+        conn.execute(_MORE_SUPPRESSIONS, (leads,))
+    return changed
+
+
+def feeder_latencies_ms(postgres: PostgresResource, samples: int) -> list[float]:
+    """The single-broker feeder query for random brokers, read-only, one sample per execution."""
+    with postgres.connection() as conn:
+        broker_ids = [r[0] for r in conn.execute("SELECT id FROM brokers")]
+        rng = random.Random(7)
+        latencies = []
+        for _ in range(samples):
+            params = {"broker_id": rng.choice(broker_ids), "limit": DAILY_CAP}
+            started = time.perf_counter()
+            conn.execute(FEEDER_SQL, params).fetchall()
+            latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def feeder_uses_index(postgres: PostgresResource) -> bool:
+    with postgres.connection() as conn:
+        broker = conn.execute("SELECT id FROM brokers LIMIT 1").fetchone()[0]
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + FEEDER_SQL, {"broker_id": broker, "limit": DAILY_CAP}))
+    return "leads_feeder_idx" in plan
+
+
+def run_day(postgres: PostgresResource, sandbox_url: str) -> tuple[float, dg.ExecuteInProcessResult, str]:
+    """The scheduled job for the newest weekday partition; returns (wall seconds, result, partition)."""
+    instantly = InstantlyResource(api_key=SandboxConfig().instantly_api_key, base_url=sandbox_url)
+    defs = dg.Definitions.merge(campaign_defs, dg.Definitions(resources={"postgres": postgres, "instantly": instantly}))
+    partition = campaign_days.get_last_partition_key()
+    started = time.perf_counter()
+    result = defs.resolve_job_def("daily_campaign_job").execute_in_process(
+        partition_key=partition, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    return time.perf_counter() - started, result, partition
+
+
+def step_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == dg.AssetKey(asset):
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    return {}
+
+
+def run(leads: int = 1_000_000, brokers: int = 100) -> dict[str, Any]:
+    """Seed, change, refresh, sample the feeder, run one day; print-ready figures."""
+    # A throw-away secret for a throw-away database, unless the caller set one.
+    os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
+    figures: dict[str, Any] = {"leads": leads, "brokers": brokers}
+    with fresh_database("equity_bench_campaign") as (admin, app):
+        figures["seed_s"] = round(seed(admin, app, leads, brokers), 2)
+        postgres = PostgresResource(dsn=app, max_size=2)
+        try:
+            full = timed_refresh(postgres, full=True)
+            figures["contactable_full_build_s"] = full["seconds"]
+            figures["changed_leads"] = change_ten_percent(app, leads)
+            incremental = timed_refresh(postgres, full=False)
+            figures["contactable_refresh_s"] = incremental["seconds"]
+            figures["contactable_refresh"] = {k: incremental[k] for k in ("scanned", "added", "removed", "updated", "size")}
+
+            latencies = feeder_latencies_ms(postgres, FEEDER_SAMPLES)
+            figures["feeder_query_p50_ms"] = round(statistics.median(latencies), 3)
+            figures["feeder_query_p95_ms"] = round(statistics.quantiles(latencies, n=20)[-1], 3)
+            figures["feeder_samples"] = len(latencies)
+            figures["feeder_uses_leads_feeder_idx"] = feeder_uses_index(postgres)
+
+            with running_sandbox(SandboxConfig()) as url:
+                seconds, result, partition = run_day(postgres, url)
+                stats = SandboxControl(url).stats()
+            batch, push = step_metadata(result, "daily_campaign_batch"), step_metadata(result, "instantly_campaign_leads")
+            figures.update({
+                "batch_seconds": round(seconds, 2),
+                "batch_success": result.success,
+                "batch_partition": partition,
+                "batch_select_s": batch.get("duration_s"),
+                "batch_push_s": push.get("duration_s"),
+                "leads_selected": batch.get("selected"),
+                "leads_pushed": push.get("pushed"),
+                "instantly_requests": sum(stats["requests"].values()),
+                "instantly_429": stats["throttled_429"],
+            })
+        finally:
+            postgres.close()
+    figures["targets"] = TARGETS
+    figures["meets_targets"] = {k: figures.get(k) is not None and figures[k] <= limit for k, limit in TARGETS.items()}
+    return figures

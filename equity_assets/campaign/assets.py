@@ -1,0 +1,217 @@
+"""Campaign assets: the contactable set (05:30 PT), the day's batch and its push (06:00 PT Mon–Fri).
+
+The batch is split in two so the blocking checks can gate outreach: `daily_campaign_batch`
+decides and records who is sent (database only), the checks run, and only then
+`instantly_campaign_leads` pushes to Instantly. A check that ran after the push could only
+report a send, not stop it.
+"""
+
+# No `from __future__ import annotations` here: Dagster reads the config and context
+# annotations at definition time.
+import os
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from ..db.resources import PostgresResource
+from ..observe.events import record_event
+from ..security.consent import consent_secret
+from .contactable import refresh_contactable
+from .feeder import select_day
+from .partitions import CAMPAIGN_TIMEZONE, campaign_days
+from .push import DayPush, push_day, withdraw_uncontactable
+from .resources import InstantlyResource
+
+#: Where consent links point when neither run config nor EQUITY_CONSENT_BASE_URL says (the gateway).
+DEFAULT_CONSENT_BASE_URL = "http://127.0.0.1:8080"
+CONSENT_BASE_URL_ENV = "EQUITY_CONSENT_BASE_URL"
+
+OWNERS = ["team:data-platform"]
+
+# Outreach-facing: the weekday batch must land between its 06:00 tick and 07:00 PT.
+BATCH_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 7 * * 1-5", lower_bound_delta=timedelta(hours=1), timezone=CAMPAIGN_TIMEZONE
+)
+
+
+class ContactableConfig(dg.Config):
+    """Run config of `contactable_leads`."""
+
+    full_rebuild: bool = Field(
+        default=False, description="Re-evaluate every lead (after editing verification_code_map, or to reconcile)."
+    )
+    lookback_minutes: int = Field(
+        default=60, ge=0, description="Overlap with the previous refresh: covers transactions that commit late."
+    )
+
+
+class CampaignPushConfig(dg.Config):
+    """Run config of `instantly_campaign_leads`."""
+
+    consent_base_url: str = Field(
+        default="", description=f"Consent link root; empty: ${CONSENT_BASE_URL_ENV}, else {DEFAULT_CONSENT_BASE_URL}."
+    )
+    min_token_validity_hours: int = Field(
+        default=24, ge=0, description="Re-mint a pending send's consent token when it expires sooner than this."
+    )
+
+    def resolved_consent_base_url(self) -> str:
+        return self.consent_base_url or os.environ.get(CONSENT_BASE_URL_ENV) or DEFAULT_CONSENT_BASE_URL
+
+
+def batch_dates(context: dg.AssetExecutionContext) -> list[date]:
+    """The run's partitions as dates, oldest first (a range backfill fills days in order)."""
+    return sorted(date.fromisoformat(key) for key in context.partition_keys)
+
+
+@dg.asset(
+    group_name="campaign",
+    kinds={"postgres"},
+    owners=OWNERS,
+    freshness_policy=dg.FreshnessPolicy.cron(
+        deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=1), timezone=CAMPAIGN_TIMEZONE
+    ),
+)
+def contactable_leads(
+    context: dg.AssetExecutionContext, config: ContactableConfig, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """Leads that may be emailed today (seed: `mv_contactable_leads`): usable verified email, not
+    on the suppression list, not `do_not_contact`, broker assigned, status new/queued/active.
+
+    Kept as a table and updated incrementally from the leads changed since the last refresh (a
+    full rebuild the first time, or with `full_rebuild`). Pipeline-only: broker roles have no
+    grant on it and RLS is forced with no policy.
+    """
+    with postgres.connection() as conn:
+        counts = refresh_contactable(
+            conn, full=config.full_rebuild, lookback=timedelta(minutes=config.lookback_minutes)
+        )
+        record_event(conn, "contactable_refreshed", stage="contactable_leads", count=counts.size,
+                     duration_ms=int(counts.seconds * 1000), run_id=context.run.run_id, payload=counts.as_metadata())
+    context.log.info("contactable set: %s", counts.as_metadata())
+    return dg.MaterializeResult(
+        metadata={
+            "size": counts.size,
+            "added": counts.added,
+            "removed": counts.removed,
+            "updated": counts.updated,
+            "scanned": counts.scanned,
+            "mode": counts.mode,
+            "duration_s": round(counts.seconds, 3),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=campaign_days,
+    deps=[contactable_leads],
+    group_name="campaign",
+    kinds={"postgres"},
+    owners=OWNERS,
+    freshness_policy=BATCH_FRESHNESS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def daily_campaign_batch(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, instantly: InstantlyResource
+) -> dg.MaterializeResult:
+    """The day's email batch: per active broker, up to `daily_cap` (default 250) queued contactable
+    leads by `lead_score` DESC, marked `active`, each with a consent token and a `campaign_sends`
+    row, committed in one transaction per date before anything is pushed.
+
+    Re-running a date only tops it up to the caps; a lead is never in two batches. A range
+    backfill fills the dates oldest first, each with its own per-broker cap.
+    """
+    consent_secret()  # fail before selecting anything when the token secret is missing
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    per_day: dict[str, dict[str, int | float]] = {}
+    for batch_date in batch_dates(context):
+        with postgres.connection() as conn:
+            withdrawn = withdraw_uncontactable(conn, batch_date)
+            day = select_day(conn, batch_date, default_campaign=instantly.campaign_id, now=now, run_id=context.run.run_id)
+        per_day[batch_date.isoformat()] = {
+            "selected": day.selected,
+            "already_in_batch": day.already_in_batch,
+            "brokers_served": day.brokers_served,
+            "withdrawn": withdrawn,
+            "seconds": round(day.seconds, 3),
+        }
+        if day.brokers_without_campaign:
+            context.log.warning("%s: %d active broker(s) have no Instantly campaign and no default is set",
+                                batch_date, day.brokers_without_campaign)
+    context.log.info("campaign batch: %s", per_day)
+    return dg.MaterializeResult(
+        metadata={
+            "dates": len(per_day),
+            "selected": sum(int(d["selected"]) for d in per_day.values()),
+            "batch_size": sum(int(d["selected"] + d["already_in_batch"]) for d in per_day.values()),
+            "withdrawn": sum(int(d["withdrawn"]) for d in per_day.values()),
+            "brokers_served": max((int(d["brokers_served"]) for d in per_day.values()), default=0),
+            "per_date": dg.MetadataValue.json(per_day),
+            "duration_s": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+def _push_metadata(days: list[DayPush], seconds: float) -> dict[str, object]:
+    return {
+        "dates": len(days),
+        "pending": sum(d.pending for d in days),
+        "pushed": sum(d.pushed for d in days),
+        "unpushed": sum(d.unpushed for d in days),
+        "withdrawn": sum(d.withdrawn for d in days),
+        "tokens_reminted": sum(d.tokens_reminted for d in days),
+        "chunks": sum(d.chunks for d in days),
+        "leads_uploaded": sum(d.leads_uploaded for d in days),
+        "already_in_campaign": sum(d.already_in_campaign for d in days),
+        "invalid_emails": sum(d.invalid_emails for d in days),
+        "retries": sum(d.retries for d in days),
+        "duration_s": round(seconds, 3),
+    }
+
+
+@dg.asset(
+    partitions_def=campaign_days,
+    deps=[daily_campaign_batch],
+    group_name="campaign",
+    kinds={"postgres", "instantly"},
+    owners=OWNERS,
+    freshness_policy=BATCH_FRESHNESS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=InstantlyResource.pool,
+)
+def instantly_campaign_leads(
+    context: dg.AssetExecutionContext,
+    config: CampaignPushConfig,
+    postgres: PostgresResource,
+    instantly: InstantlyResource,
+) -> dg.MaterializeResult:
+    """The day's batch as delivered to Instantly: every `campaign_sends` row still `queued` goes to
+    its broker's campaign (bulk add, ≤ 1,000 leads per call, `skip_if_in_campaign`), with the
+    consent link in `custom_variables.consent_url`; confirmed chunks turn `pushed` one by one.
+
+    A failed push fails the run; re-running the date pushes only what has not reached Instantly.
+    """
+    started = time.perf_counter()
+    base_url = config.resolved_consent_base_url()
+    validity = timedelta(hours=config.min_token_validity_hours)
+    days: list[DayPush] = []
+    for batch_date in batch_dates(context):
+        day = push_day(postgres.connection, instantly, batch_date, consent_base_url=base_url,
+                       now=datetime.now(UTC), run_id=context.run.run_id, min_validity=validity)
+        days.append(day)
+        context.log.info("%s: pushed %d of %d (withdrawn %d, re-minted %d tokens)",
+                         batch_date, day.pushed, day.pending, day.withdrawn, day.tokens_reminted)
+        if day.stop:
+            break
+    metadata = _push_metadata(days, time.perf_counter() - started)
+    errors = [f"{d.batch_date}: {e}" for d in days for e in d.errors]
+    if errors:
+        raise dg.Failure(
+            description=f"{metadata['unpushed']} send(s) did not reach Instantly; re-run the partition(s) "
+                        f"to push only those. " + "; ".join(errors[:5]),
+            metadata=metadata,
+        )
+    return dg.MaterializeResult(metadata=metadata)

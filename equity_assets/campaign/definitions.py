@@ -1,0 +1,19 @@
+"""The campaign domain's definitions (resource keys: `postgres`, `instantly`)."""
+
+import dagster as dg
+
+from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads
+from .checks import campaign_batch_checks
+from .schedules import (
+    contactable_leads_job,
+    contactable_leads_schedule,
+    daily_campaign_job,
+    daily_campaign_schedule,
+)
+
+defs = dg.Definitions(
+    assets=[contactable_leads, daily_campaign_batch, instantly_campaign_leads],
+    asset_checks=campaign_batch_checks,
+    jobs=[contactable_leads_job, daily_campaign_job],
+    schedules=[contactable_leads_schedule, daily_campaign_schedule],
+)

@@ -1,0 +1,148 @@
+"""Pushing to Instantly: partial failures resume, throttling and server errors are retried."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
+from equity_assets.security.consent import verify_and_consume
+
+from .helpers import (
+    BATCH,
+    add_broker,
+    add_leads,
+    definitions,
+    instantly,
+    materialization_metadata,
+    refresh,
+    run_campaign,
+    sends,
+)
+
+MONDAY = "2026-11-16"
+
+
+def tokens_by_lead(control: SandboxControl, campaign_id: str) -> dict[str, str]:
+    return {
+        lead["custom_variables"]["lead_id"]: urlsplit(lead["custom_variables"]["consent_url"]).path.rsplit("/", 1)[1]
+        for lead in control.campaign_leads(campaign_id)
+    }
+
+
+def test_rerun_after_instantly_failed_half_way_pushes_only_the_rest(db, pipeline_postgres, start_sandbox):
+    # campaigns are pushed in campaign-id order: `a` is whichever broker's campaign sorts first
+    a, b = sorted((add_broker(db, cap=15), add_broker(db, cap=15)), key=lambda broker: f"camp-{broker}")
+    add_leads(db, a, [float(s) for s in range(15)])
+    add_leads(db, b, [float(s) for s in range(15)])
+    # One request per minute and no retries: the first chunk lands, the second is throttled.
+    outage_url = start_sandbox(SandboxConfig(instantly_rate_limit_per_min=1))
+    outage = SandboxControl(outage_url)
+    impatient = definitions(pipeline_postgres, instantly(outage_url, chunk_size=10, max_retries=0))
+    refresh(impatient)
+
+    failed = run_campaign(impatient, partition=MONDAY)
+
+    assert not failed.success
+    assert len(outage.campaign_leads(f"camp-{a}")) == 10
+    assert outage.campaign_leads(f"camp-{b}") == []
+    status = [s for *_, s in sends(db)]
+    assert status.count("pushed") == 10 and status.count("queued") == 20
+    tokens_before = dict(db.execute("SELECT lead_id, consent_token_id FROM campaign_sends"))
+
+    # The re-run talks to a workspace that has seen nothing: whatever it receives was re-sent.
+    healthy_url = start_sandbox(SandboxConfig())
+    healthy = SandboxControl(healthy_url)
+    rerun = run_campaign(definitions(pipeline_postgres, instantly(healthy_url, chunk_size=10)), partition=MONDAY)
+
+    assert rerun.success
+    assert materialization_metadata(rerun, "instantly_campaign_leads")["pushed"] == 20
+    first = {lead["email"] for lead in outage.campaign_leads(f"camp-{a}")}
+    second = [lead["email"] for c in (a, b) for lead in healthy.campaign_leads(f"camp-{c}")]
+    assert len(second) == 20 and not first & set(second)
+    assert len(first | set(second)) == 30
+    assert healthy.stats()["records"]["instantly_leads"] == 20
+    assert {s for *_, s in sends(db)} == {"pushed"}
+    # the queued rows kept their tokens: the links already minted are the ones mailed
+    assert dict(db.execute("SELECT lead_id, consent_token_id FROM campaign_sends")) == tokens_before
+    assert db.execute("SELECT count(*) FROM consent_tokens").fetchone()[0] == 30
+
+
+def test_transient_server_errors_and_throttling_are_retried(db, campaign, sandbox_control):
+    broker = add_broker(db, cap=5)
+    add_leads(db, broker, [1, 2, 3, 4, 5])
+    refresh(campaign)
+    assert run_campaign(campaign, partition=MONDAY, assets=[BATCH]).success
+    sandbox_control.set_faults(path_faults={VENDOR_PATHS["instantly"]: {"fail_next": 2, "fail_next_status": 503}})
+
+    result = run_campaign(campaign, partition="2026-11-16")
+
+    assert result.success
+    assert materialization_metadata(result, "instantly_campaign_leads")["retries"] == 2
+    assert len(sandbox_control.campaign_leads(f"camp-{broker}")) == 5
+
+    add_leads(db, broker, [6, 7])
+    refresh(campaign)
+    sandbox_control.set_faults(path_faults={
+        VENDOR_PATHS["instantly"]: {"fail_next": 2, "fail_next_status": 429, "retry_after_s": 0}})
+    throttled = run_campaign(campaign, partition="2026-11-17")
+
+    assert throttled.success
+    assert sandbox_control.stats()["injected_429"] == 2
+    assert len(sandbox_control.campaign_leads(f"camp-{broker}")) == 7
+
+
+def test_an_outage_fails_the_run_keeps_sends_queued_and_a_rerun_delivers(db, campaign, sandbox_control):
+    broker = add_broker(db, cap=5)
+    add_leads(db, broker, [1, 2, 3])
+    refresh(campaign)
+    sandbox_control.set_faults(path_faults={VENDOR_PATHS["instantly"]: {"fail_next": 100, "fail_next_status": 502}})
+
+    failed = run_campaign(campaign, partition=MONDAY)
+
+    assert not failed.success
+    assert sandbox_control.campaign_leads(f"camp-{broker}") == []
+    rows = db.execute("SELECT status, error FROM campaign_sends").fetchall()
+    assert {r[0] for r in rows} == {"queued"} and {r[1] for r in rows} == {"instantly HTTP 502 after 3 retries"}
+    assert db.execute("SELECT count(*) FROM pipeline_events WHERE event_type = 'email_sent'").fetchone()[0] == 0
+
+    sandbox_control.set_faults(path_faults={VENDOR_PATHS["instantly"]: None})
+    assert run_campaign(campaign, partition=MONDAY).success
+    assert len(sandbox_control.campaign_leads(f"camp-{broker}")) == 3
+    assert db.execute("SELECT count(*) FROM campaign_sends WHERE status = 'pushed' AND error IS NULL").fetchone()[0] == 3
+
+
+def test_expired_tokens_of_pending_sends_are_reminted(db, campaign, sandbox_control, pipeline_postgres):
+    broker = add_broker(db, cap=3)
+    add_leads(db, broker, [1, 2, 3])
+    refresh(campaign)
+    assert run_campaign(campaign, partition=MONDAY, assets=[BATCH]).success
+    old = set(db.execute("SELECT consent_token_id FROM campaign_sends"))
+    # The push happens eight days after the selection.
+    db.execute("UPDATE consent_tokens SET issued_at = now() - interval '8 days', expires_at = now() - interval '1 day'")
+
+    result = run_campaign(campaign, partition=MONDAY)
+
+    assert result.success
+    assert materialization_metadata(result, "instantly_campaign_leads")["tokens_reminted"] == 3
+    assert not old & set(db.execute("SELECT consent_token_id FROM campaign_sends"))
+    tokens = tokens_by_lead(sandbox_control, f"camp-{broker}")
+    with pipeline_postgres.connection() as conn:
+        decisions = [verify_and_consume(conn, token, now=datetime.now(UTC)) for token in tokens.values()]
+    assert all(d.accepted for d in decisions)
+
+
+def test_rejected_credentials_stop_the_push_at_the_first_call(db, pipeline_postgres, sandbox_url, sandbox_control):
+    for _ in range(3):
+        add_leads(db, add_broker(db, cap=2), [1, 2])
+    wrong_key = definitions(pipeline_postgres, instantly(sandbox_url, api_key="not-the-key"))
+    refresh(wrong_key)
+
+    result = run_campaign(wrong_key, partition=MONDAY)
+
+    assert not result.success
+    # 401 is not retried, and the two other campaigns are not tried with the same bad key
+    assert sum(sandbox_control.stats()["requests"].values()) == 1
+    rows = db.execute("SELECT status, error FROM campaign_sends").fetchall()
+    assert len(rows) == 6 and {r[0] for r in rows} == {"queued"}
+    assert sum(1 for r in rows if r[1] == "instantly HTTP 401 after 0 retries") == 2
