@@ -6,12 +6,15 @@ handful of statements instead of one round trip per row:
 1. Every staged row is matched against existing leads on the three keys at once (hash joins).
 2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group
    (connected components by label propagation; only rows whose keys repeat take part).
-3. Groups are applied in rounds: round r holds the r-th row of every group, so no statement
-   touches a lead twice or inserts one key twice. Each round matches MAK → APN → addr_hash,
-   records keys that point at another lead in `lead_key_conflicts` (and does not apply them),
-   folds the row into its lead with `lead_merge()` (the same rules as `upsert_lead`), and
-   inserts the rest as new leads, sorted by key for index locality.
-4. `lead_sources` records which lead every row became and which key matched.
+3. A group whose rows agree on every key and match no existing lead (the usual in-file
+   duplicate) is folded into one record with the `lead_fold` aggregate (`lead_merge()` in file
+   order) and inserted once.
+4. Other groups are applied in rounds: round r holds the r-th row of every group, so no
+   statement touches a lead twice or inserts one key twice. Each round matches MAK → APN →
+   addr_hash, records keys that point at another lead in `lead_key_conflicts` (and does not
+   apply them), folds the row into its lead with `lead_merge()` (the same rules as
+   `upsert_lead`), and inserts the rest as new leads.
+5. `lead_sources` records which lead every row became and which key matched.
 
 Writers to `leads` are serialized for the duration (SHARE ROW EXCLUSIVE: readers go on).
 Re-running an upload changes nothing: rows that already have lineage are skipped (the merge is
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
 import psycopg
 from psycopg import sql
 
@@ -88,7 +92,9 @@ def build_work_table(conn: psycopg.Connection, upload_id: str) -> int:
             SELECT s.row_number AS rn, s.mak, s.apn, s.property_state, s.county,
                    {APN_KEY.format(a='s')} AS apn_key, s.addr_hash,
                    lm.id AS by_mak, la.id AS by_apn, lh.id AS by_addr,
-                   s.row_number::bigint AS grp, 1 AS round
+                   s.row_number::bigint AS grp, 1 AS round, false AS folded,
+                   -- the id a new lead made from this row would take
+                   CASE WHEN coalesce(lm.id, la.id, lh.id) IS NULL THEN uuid_v7() END AS new_id
             FROM leads_staging s {_key_owner_joins('s')}
             WHERE s.upload_id = %s
               -- rows merged by an earlier run of this upload are done (lineage is the receipt)
@@ -131,15 +137,30 @@ def group_linked_rows(conn: psycopg.Connection) -> int:
         ).rowcount
         if changed == 0:
             break
+    # Groups that agree on every key and match no existing lead are folded into one record
+    # (round 1 for the first row, round 0 for the rest); the others go one row per round.
     conn.execute(
-        """UPDATE merge_rows m SET grp = r.grp, round = r.round
-           FROM (SELECT rn, grp, row_number() OVER (PARTITION BY grp ORDER BY rn) AS round FROM linked) r
-           WHERE m.rn = r.rn AND (m.grp, m.round) IS DISTINCT FROM (r.grp, r.round)"""
+        """CREATE TEMP TABLE folded_groups ON COMMIT DROP AS
+           SELECT grp FROM linked GROUP BY grp
+           HAVING count(DISTINCT mak) <= 1 AND count(DISTINCT apn_key) <= 1
+              AND count(DISTINCT addr_hash) <= 1 AND count(target) = 0"""
+    )
+    conn.execute(
+        """UPDATE merge_rows m SET grp = r.grp, round = r.round, folded = r.folded
+           FROM (SELECT l.rn, l.grp, f.grp IS NOT NULL AS folded,
+                        CASE WHEN f.grp IS NULL THEN row_number() OVER (PARTITION BY l.grp ORDER BY l.rn)
+                             WHEN l.rn = min(l.rn) OVER (PARTITION BY l.grp) THEN 1
+                             ELSE 0 END AS round
+                 FROM linked l LEFT JOIN folded_groups f USING (grp)) r
+           WHERE m.rn = r.rn"""
     )
     # later rounds are small: let the planner see that and use the staging index
     conn.execute("CREATE INDEX ON merge_rows (round) WHERE round > 1")
     conn.execute("ANALYZE merge_rows")
     return conn.execute("SELECT max(round) FROM merge_rows").fetchone()[0]
+
+
+TARGET = "coalesce(m.by_mak, m.by_apn, m.by_addr)"
 
 
 def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, ingest) -> dict[str, int]:
@@ -151,19 +172,17 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
                 WHERE s.round = %s AND m.rn = s.rn""",
             (round_no,),
         )
+    staged_cols = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in ingest)
+    # rows that match a lead: usually few, so copying their staged values is cheap
     conn.execute(
         sql.SQL(
-            """CREATE TEMP TABLE round_rows ON COMMIT DROP AS
-               SELECT m.rn, coalesce(m.by_mak, m.by_apn, m.by_addr) AS target, m.by_mak, m.by_apn, m.by_addr,
-                      CASE WHEN coalesce(m.by_mak, m.by_apn, m.by_addr) IS NULL THEN uuid_v7() END AS new_id,
-                      {cols}
+            f"""CREATE TEMP TABLE round_rows ON COMMIT DROP AS
+               SELECT m.rn, {TARGET} AS target, m.by_mak, m.by_apn, m.by_addr, {{cols}}
                FROM merge_rows m JOIN leads_staging s ON s.upload_id = %s AND s.row_number = m.rn
-               WHERE m.round = %s
-               ORDER BY m.rn"""
-        ).format(cols=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in ingest)),
+               WHERE m.round = %s AND NOT m.folded AND {TARGET} IS NOT NULL"""
+        ).format(cols=staged_cols),
         (upload_id, round_no),
     )
-    source_ref = f"upload:{upload_id}"
     conflicts = conn.execute(
         """INSERT INTO lead_key_conflicts (lead_id, other_lead_id, key_name, source_ref)
            SELECT DISTINCT target, other, key_name, %s FROM (
@@ -171,7 +190,7 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
                UNION ALL
                SELECT target, by_addr, 'addr_hash' FROM round_rows WHERE by_addr <> target) c
            ON CONFLICT DO NOTHING""",
-        (source_ref,),
+        (f"upload:{upload_id}",),
     ).rowcount
     # keys owned by another lead are not applied to the target
     conn.execute(
@@ -194,45 +213,73 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
             ),
         )
     ).rowcount
+    conn.execute("DROP TABLE round_rows")
+    # new leads straight from staging (no copy), each under the id reserved in merge_rows
+    insert_cols = sql.SQL(", ").join(map(sql.Identifier, ingest))
     inserted = conn.execute(
         sql.SQL(
-            """INSERT INTO leads (id, first_upload_id, source, {cols})
-               SELECT new_id, %s, 'upload', {vals} FROM round_rows WHERE target IS NULL"""
-        ).format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, ingest)),
-            vals=sql.SQL(", ").join(_insert_value(c, leads) for c in ingest),
-        ),
-        (upload_id,),
+            f"""INSERT INTO leads (id, first_upload_id, source, {{cols}})
+               SELECT m.new_id, %s, 'upload', {{vals}}
+               FROM merge_rows m JOIN leads_staging s ON s.upload_id = %s AND s.row_number = m.rn
+               WHERE m.round = %s AND NOT m.folded AND {TARGET} IS NULL"""
+        ).format(cols=insert_cols, vals=sql.SQL(", ").join(_insert_value(c, leads, "s") for c in ingest)),
+        (upload_id, upload_id, round_no),
     ).rowcount
-    conn.execute(
-        """INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
-           SELECT %s, rn, coalesce(target, new_id),
-                  CASE WHEN target IS NULL THEN 'new'
-                       WHEN %s > 1 AND EXISTS (SELECT 1 FROM lead_sources p
-                                               WHERE p.upload_id = %s AND p.lead_id = round_rows.target
-                                                 AND p.matched_on = 'new') THEN 'in_batch'
-                       WHEN by_mak IS NOT NULL THEN 'mak'
-                       WHEN by_apn = target THEN 'apn'
+    if round_no == 1:  # each folded group becomes one new lead, under its first row's id
+        inserted += conn.execute(
+            sql.SQL(
+                """INSERT INTO leads (id, first_upload_id, source, {cols})
+                   SELECT h.new_id, %(upload)s, 'upload', {vals}
+                   FROM (SELECT min(m.rn) AS head, lead_fold({inc} ORDER BY m.rn) AS rec
+                         FROM merge_rows m JOIN leads_staging s ON s.upload_id = %(upload)s AND s.row_number = m.rn
+                         WHERE m.folded
+                         GROUP BY m.grp
+                         OFFSET 0) f
+                   JOIN merge_rows h ON h.rn = f.head"""
+            ).format(
+                cols=insert_cols,
+                vals=sql.SQL(", ").join(_insert_value(c, leads, "(f.rec)") for c in ingest),
+                inc=incoming_record_sql(leads, ingest, "s"),
+            ),
+            {"upload": upload_id},
+        ).rowcount
+    rows = conn.execute(
+        f"""INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
+           SELECT %(upload)s, m.rn, coalesce({TARGET}, m.new_id),
+                  CASE WHEN {TARGET} IS NULL THEN 'new'
+                       WHEN %(round)s > 1 AND EXISTS (SELECT 1 FROM lead_sources p
+                                                      WHERE p.upload_id = %(upload)s AND p.lead_id = {TARGET}
+                                                        AND p.matched_on = 'new') THEN 'in_batch'
+                       WHEN m.by_mak IS NOT NULL THEN 'mak'
+                       WHEN m.by_apn = {TARGET} THEN 'apn'
                        ELSE 'addr_hash' END
-           FROM round_rows
+           FROM merge_rows m WHERE m.round = %(round)s
            ON CONFLICT (upload_id, row_number) DO NOTHING""",
-        (upload_id, round_no, upload_id),
-    )
-    rows = conn.execute("SELECT count(*) FROM round_rows").fetchone()[0]
-    conn.execute("DROP TABLE round_rows")
+        {"upload": upload_id, "round": round_no},
+    ).rowcount
+    if round_no == 1:  # the rest of each folded group became its first row's lead
+        conn.execute(
+            """INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
+               SELECT %s, m.rn, h.new_id, 'in_batch'
+               FROM merge_rows m JOIN merge_rows h ON h.grp = m.grp AND h.round = 1
+               WHERE m.round = 0
+               ON CONFLICT (upload_id, row_number) DO NOTHING""",
+            (upload_id,),
+        )
     # each lead is touched at most once per round, so the rest of the rows changed nothing
     return {"rows": rows, "inserted": inserted, "updated": updated, "conflicts": conflicts,
             "unchanged": rows - inserted - updated}
 
 
-def _insert_value(column: str, leads: list[tuple[str, str]]) -> sql.Composable:
-    """New leads take the staged value; NOT NULL arrays/booleans fall back to their defaults."""
+def _insert_value(column: str, leads: list[tuple[str, str]], source: str) -> sql.Composable:
+    """A new lead takes the staged value; NOT NULL arrays/booleans fall back to their defaults."""
+    value = sql.SQL("{}.{}").format(sql.SQL(source), sql.Identifier(column))
     typ = dict(leads)[column]
     if typ.endswith("[]"):
-        return sql.SQL("coalesce({c}, '{{}}')").format(c=sql.Identifier(column))
+        return sql.SQL("coalesce({v}, '{{}}')").format(v=value)
     if typ == "boolean" and column in ("do_not_mail", "litigator", "deceased"):
-        return sql.SQL("coalesce({c}, false)").format(c=sql.Identifier(column))
-    return sql.Identifier(column)
+        return sql.SQL("coalesce({v}, false)").format(v=value)
+    return value
 
 
 def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
@@ -250,7 +297,8 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
             totals[k] += counts[k]
         if r > 1:
             in_batch += counts["rows"]
-    conn.execute("DROP TABLE IF EXISTS merge_rows, linked")
+    in_batch += conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
+    conn.execute("DROP TABLE IF EXISTS merge_rows, linked, folded_groups")
     return MergeCounts(
         staged=staged,
         inserted=totals["inserted"],

@@ -141,3 +141,40 @@ def test_same_result_as_upsert_lead_row_by_row(admin_conn, seed):
     assert snapshot(admin_conn) == expected
     assert counts.conflicts == expected_conflicts
     assert counts.inserted == len(expected)
+
+
+def duplicate_heavy_rows(seed: int, n: int) -> list[dict]:
+    """Mostly exact or partial repeats of a few properties (foldable groups), some with an APN
+    but no county (an incomplete key), plus a few rows that link groups through another key."""
+    rnd = random.Random(seed)
+    props = [{"addr_hash": h(f"p{i}"), "apn": str(i), "property_state": "NV",
+              "county": rnd.choice(["CLARK", None])} for i in range(8)]
+    rows = []
+    for _ in range(n):
+        row = dict(rnd.choice(props))
+        row.update(first_name=rnd.choice(["Ann", None]), equity=rnd.choice([None, 5, 6]),
+                   litigator=rnd.choice([None, True, False]), marketing_lists=rnd.choice([None, ["X"], ["Y"]]))
+        if rnd.random() < 0.3:
+            row.pop("apn")
+        if rnd.random() < 0.05:
+            row["mak"] = f"30000000{rnd.randrange(3):02d}"
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_folded_duplicate_groups_match_upsert_lead(admin_conn, seed):
+    rows = duplicate_heavy_rows(seed, 50)
+    for row in rows:
+        admin_conn.execute("SELECT upsert_lead(%s)", (json.dumps(row),))
+    expected = snapshot(admin_conn)
+    admin_conn.rollback()
+
+    up = new_upload(admin_conn)
+    stage(admin_conn, up, rows)
+    counts = merge_upload(admin_conn, up)
+    assert snapshot(admin_conn) == expected
+    matched = dict(admin_conn.execute(
+        "SELECT matched_on, count(*) FROM lead_sources WHERE upload_id = %s GROUP BY 1", (up,)).fetchall())
+    assert sum(matched.values()) == len(rows)
+    assert matched["new"] == counts.inserted
