@@ -26,7 +26,7 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 #: Environment variable holding the active upload secrets, comma-separated, newest first.
@@ -183,6 +183,37 @@ class _StreamingBody:
         return self._size
 
 
+class _SignedBody(_StreamingBody):
+    """Header checks shared by both schemes: required headers present, timestamp well-formed and
+    inside the window. A header problem is kept (the body is still hashed, so the size limit
+    applies) and reported by ``check_headers`` / ``verify``."""
+
+    def __init__(self, headers: Mapping[str, str], keys: list[bytes], *, required: tuple[str, ...],
+                 timestamp_header: str, signed_prefix: Callable[[Mapping[str, str], int], bytes],
+                 tolerance: int) -> None:
+        super().__init__()
+        self._headers = _lower_keys(headers)
+        self._tolerance = tolerance
+        self._timestamp: int | None = None
+        self._header_error: SignatureError | None = None
+        try:
+            missing = [name for name in required if not self._headers.get(name)]
+            if missing:
+                raise SignatureError("missing_headers", f"missing header(s): {', '.join(missing)}")
+            self._timestamp = _parse_timestamp(self._headers[timestamp_header])
+        except SignatureError as exc:
+            self._header_error = exc
+        else:
+            self._macs = _PrefixedMacs(keys, signed_prefix(self._headers, self._timestamp))
+
+    def check_headers(self, now: float) -> None:
+        """Everything that can be decided without the body: presence, format, time window."""
+        if self._header_error is not None:
+            raise self._header_error
+        assert self._timestamp is not None
+        check_timestamp_window(self._timestamp, now, self._tolerance)
+
+
 # --------------------------------------------------------------------------- our scheme
 
 
@@ -215,7 +246,7 @@ def sign_request(body: bytes, secret: str, timestamp: int) -> dict[str, str]:
     return signer.headers()
 
 
-class SignatureVerifier(_StreamingBody):
+class SignatureVerifier(_SignedBody):
     """Streaming verifier for our scheme (``X-Timestamp`` / ``X-Signature`` / ``X-Content-SHA256``).
 
     The timestamp header fixes the signed prefix, so it is read up front; ``check_headers(now)``
@@ -228,39 +259,14 @@ class SignatureVerifier(_StreamingBody):
 
     def __init__(self, headers: Mapping[str, str], secrets: Sequence[str], *,
                  tolerance: int = DEFAULT_TOLERANCE_S):
-        super().__init__()
         if not secrets:
             raise SecretError("no secret configured")
-        keys = [hmac_key(s) for s in secrets]
-        h = _lower_keys(headers)
-        self._tolerance = tolerance
-        self._raw_timestamp = h.get(TIMESTAMP_HEADER)
-        self._signature = h.get(SIGNATURE_HEADER)
-        self._claimed_sha256 = h.get(CONTENT_SHA256_HEADER)
-        self._timestamp: int | None = None
-        self._header_error: SignatureError | None = None
-        try:
-            self._timestamp = self._parse_headers()
-        except SignatureError as exc:
-            # Keep hashing the body (the size limit still applies); report at check/verify time.
-            self._header_error = exc
-        else:
-            self._macs = _PrefixedMacs(keys, f"{self._timestamp}.".encode())
-
-    def _parse_headers(self) -> int:
-        missing = [name for name, value in ((TIMESTAMP_HEADER, self._raw_timestamp),
-                                            (SIGNATURE_HEADER, self._signature),
-                                            (CONTENT_SHA256_HEADER, self._claimed_sha256)) if not value]
-        if missing:
-            raise SignatureError("missing_headers", f"missing header(s): {', '.join(missing)}")
-        return _parse_timestamp(self._raw_timestamp or "")
-
-    def check_headers(self, now: float) -> None:
-        """Everything that can be decided without the body: presence, format, time window."""
-        if self._header_error is not None:
-            raise self._header_error
-        assert self._timestamp is not None
-        check_timestamp_window(self._timestamp, now, self._tolerance)
+        super().__init__(headers, [hmac_key(s) for s in secrets], tolerance=tolerance,
+                         required=(TIMESTAMP_HEADER, SIGNATURE_HEADER, CONTENT_SHA256_HEADER),
+                         timestamp_header=TIMESTAMP_HEADER,
+                         signed_prefix=lambda _headers, ts: f"{ts}.".encode())
+        self._signature = self._headers.get(SIGNATURE_HEADER)
+        self._claimed_sha256 = self._headers.get(CONTENT_SHA256_HEADER)
 
     def verify(self, now: float) -> int:
         """Index of the matching secret; raises ``SignatureError`` naming the failed check.
@@ -315,45 +321,20 @@ def sign_standard_webhook(body: bytes, secret: str, msg_id: str, timestamp: int)
     }
 
 
-class StandardWebhookVerifier(_StreamingBody):
+class StandardWebhookVerifier(_SignedBody):
     """Streaming verifier for Standard Webhooks headers; same interface as ``SignatureVerifier``."""
 
     scheme = "standard-webhooks"
 
     def __init__(self, headers: Mapping[str, str], secrets: Sequence[str], *,
                  tolerance: int = DEFAULT_TOLERANCE_S):
-        super().__init__()
         if not secrets:
             raise SecretError("no secret configured")
-        keys = [decode_standard_webhook_secret(s) for s in secrets]
-        h = _lower_keys(headers)
-        self._tolerance = tolerance
-        self._msg_id = h.get(WEBHOOK_ID_HEADER)
-        self._raw_timestamp = h.get(WEBHOOK_TIMESTAMP_HEADER)
-        self._signatures = h.get(WEBHOOK_SIGNATURE_HEADER)
-        self._timestamp: int | None = None
-        self._header_error: SignatureError | None = None
-        try:
-            self._timestamp = self._parse_headers()
-        except SignatureError as exc:
-            self._header_error = exc
-        else:
-            self._macs = _PrefixedMacs(keys, f"{self._msg_id}.{self._timestamp}.".encode())
-
-    def _parse_headers(self) -> int:
-        missing = [name for name, value in ((WEBHOOK_ID_HEADER, self._msg_id),
-                                            (WEBHOOK_TIMESTAMP_HEADER, self._raw_timestamp),
-                                            (WEBHOOK_SIGNATURE_HEADER, self._signatures)) if not value]
-        if missing:
-            raise SignatureError("missing_headers", f"missing header(s): {', '.join(missing)}")
-        return _parse_timestamp(self._raw_timestamp or "")
-
-    def check_headers(self, now: float) -> None:
-        """Everything that can be decided without the body: presence, format, time window."""
-        if self._header_error is not None:
-            raise self._header_error
-        assert self._timestamp is not None
-        check_timestamp_window(self._timestamp, now, self._tolerance)
+        super().__init__(headers, [decode_standard_webhook_secret(s) for s in secrets], tolerance=tolerance,
+                         required=(WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER),
+                         timestamp_header=WEBHOOK_TIMESTAMP_HEADER,
+                         signed_prefix=lambda headers, ts: f"{headers[WEBHOOK_ID_HEADER]}.{ts}.".encode())
+        self._signatures = self._headers.get(WEBHOOK_SIGNATURE_HEADER)
 
     def verify(self, now: float) -> int:
         """Index of the secret that produced one of the ``v1`` entries; raises ``SignatureError``."""
