@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print JSON figures measured in one run (DESIGN §7)."""

@@ -1,0 +1,76 @@
+"""Invariants of `verified_leads` that outreach depends on (blocking) or that need a human (warn)."""
+
+import dagster as dg
+
+from equity_assets.db.resources import PostgresResource
+from equity_assets.verify.assets import verified_leads
+from equity_assets.verify.store import STAGE
+
+_QUEUED_PROBLEMS = """
+SELECT count(*) FILTER (WHERE assigned_broker_id IS NULL),
+       count(*) FILTER (WHERE NOT (email_verified OR phone_verified)),
+       count(*) FILTER (WHERE litigator OR deceased)
+FROM leads WHERE campaign_status = 'queued'
+"""
+
+_SUPPRESSED_BUT_USABLE = """
+SELECT count(*) FILTER (WHERE l.email_verified AND EXISTS (
+           SELECT 1 FROM suppression_list s WHERE s.channel = 'email' AND s.value = l.email
+             AND (s.expires_at IS NULL OR s.expires_at > now()))),
+       count(*) FILTER (WHERE l.phone_verified AND (l.phone = ANY (l.dnc_phones) OR EXISTS (
+           SELECT 1 FROM suppression_list s WHERE s.channel = 'phone' AND s.value = l.phone
+             AND (s.expires_at IS NULL OR s.expires_at > now()))))
+FROM leads l
+WHERE (l.email_verified OR l.phone_verified)
+  -- what this stage decided lately (an index range); suppressions added later by other stages
+  -- (unsubscribes, revocations) are the campaign and voice gates' to honour
+  AND l.verified_at > now() - make_interval(hours => %(hours)s)
+  AND l.campaign_status IN ('new', 'queued', 'active', 'replied')
+"""
+#: How far back the suppression check looks (the sensor runs verification every few minutes).
+RECENT_HOURS = 24
+
+_PENDING_DEAD_LETTERS = "SELECT count(*), min(created_at) FROM pipeline_dlq WHERE stage = %(stage)s AND status = 'pending'"
+
+
+@dg.asset_check(
+    asset=verified_leads,
+    blocking=True,
+    description="Every queued lead has a broker and a usable channel, and is neither a litigator nor deceased.",
+)
+def queued_leads_are_assigned_and_contactable(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """The campaign feeder takes queued leads as they are: an orphan or uncontactable one must not be queued."""
+    with postgres.connection() as conn:
+        no_broker, no_channel, flagged = conn.execute(_QUEUED_PROBLEMS).fetchone()
+    return dg.AssetCheckResult(
+        passed=no_broker == 0 and no_channel == 0 and flagged == 0,
+        metadata={"queued_without_broker": no_broker, "queued_without_usable_channel": no_channel,
+                  "queued_litigator_or_deceased": flagged},
+    )
+
+
+@dg.asset_check(
+    asset=verified_leads,
+    blocking=True,
+    description="No email or phone on the suppression list (or the lead's DNC phones) is marked usable "
+    "on a lead verified in the last 24 hours.",
+)
+def suppressed_channels_are_not_usable(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """A suppressed channel marked usable would be emailed or called: the worst failure this stage has."""
+    with postgres.connection() as conn:
+        emails, phones = conn.execute(_SUPPRESSED_BUT_USABLE, {"hours": RECENT_HOURS}).fetchone()
+    return dg.AssetCheckResult(
+        passed=emails == 0 and phones == 0,
+        metadata={"suppressed_emails_marked_usable": emails, "suppressed_phones_marked_usable": phones},
+    )
+
+
+@dg.asset_check(asset=verified_leads, description="Leads no provider could verify are waiting in the DLQ.")
+def verification_dead_letters(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """A warning, not a failure: those leads stay due and are retried after the back-off."""
+    with postgres.connection() as conn:
+        pending, oldest = conn.execute(_PENDING_DEAD_LETTERS, {"stage": STAGE}).fetchone()
+    metadata: dict[str, object] = {"pending": pending}
+    if oldest is not None:
+        metadata["oldest"] = oldest.isoformat()
+    return dg.AssetCheckResult(passed=pending == 0, severity=dg.AssetCheckSeverity.WARN, metadata=metadata)

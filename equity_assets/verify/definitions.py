@@ -1,0 +1,25 @@
+"""The verify domain's Definitions: `verified_leads`, its checks, job and sensor.
+
+Resources it needs (wired at the root): `postgres`, `melissa`, `batchdata`.
+"""
+
+import dagster as dg
+
+from equity_assets.verify.assets import verified_leads
+from equity_assets.verify.checks import (
+    queued_leads_are_assigned_and_contactable,
+    suppressed_channels_are_not_usable,
+    verification_dead_letters,
+)
+from equity_assets.verify.sensors import verification_due_sensor, verified_leads_job
+
+defs = dg.Definitions(
+    assets=[verified_leads],
+    asset_checks=[
+        queued_leads_are_assigned_and_contactable,
+        suppressed_channels_are_not_usable,
+        verification_dead_letters,
+    ],
+    jobs=[verified_leads_job],
+    sensors=[verification_due_sensor],
+)
