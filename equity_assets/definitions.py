@@ -5,10 +5,12 @@ import dagster as dg
 from .campaign import definitions as campaign
 from .ingest import definitions as ingest
 from .observe import definitions as observe
+from .verify import definitions as verify
 from .resources import build_resources
 
 defs = dg.Definitions.merge(
     ingest.defs,
+    verify.defs,
     campaign.defs,
     observe.defs,
     dg.Definitions(resources=build_resources()),

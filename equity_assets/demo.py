@@ -2,7 +2,8 @@
 
 It starts the sandbox (vendor simulators) and the gateway in this process, uploads a signed
 synthetic PropStream export through the gateway, lets the upload sensor request the ingest run,
-runs it, then the downstream stages, and prints counts per stage. Running it again is safe: the
+runs it, then verification, the contactable set and the latest weekday's campaign batch (pushed to
+the sandbox's Instantly), and prints counts per stage. Running it again is safe: the
 gateway refuses the same file as a replay (409) and every stage is idempotent.
 """
 
@@ -62,11 +63,53 @@ def ingest(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
         print(f"  ingest run for upload {request.partition_key}: {'ok' if result.success else 'FAILED'}")
 
 
+# Demo brokers and the states they cover (the synthetic export spans these and more).
+DEMO_BROKERS = {
+    "Demo Broker West": ["CA", "AZ", "NV", "WA", "OR", "UT", "CO"],
+    "Demo Broker South": ["TX", "FL", "GA", "TN", "NC", "SC", "AL"],
+    "Demo Broker East": ["NY", "NJ", "CT", "MA", "PA", "NH", "OH", "IL", "MI"],
+}
+
+
+def seed_demo_brokers(postgres) -> None:
+    """The brokers the demo assigns leads to (added once; a re-run finds them)."""
+    with postgres.connection() as conn:
+        for name, states in DEMO_BROKERS.items():
+            conn.execute(
+                """INSERT INTO brokers (name, territory_states, instantly_campaign_id)
+                   SELECT %s, %s, 'demo-campaign' WHERE NOT EXISTS (SELECT 1 FROM brokers WHERE name = %s)""",
+                (name, states, name),
+            )
+
+
+def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, **kwargs) -> bool:
+    result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+    label = f"{name}" + (f" [{kwargs['partition_key']}]" if "partition_key" in kwargs else "")
+    print(f"{label}: {'ok' if result.success else 'FAILED'}")
+    return result.success
+
+
+def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
+    """verification → contactable set → the latest weekday's campaign batch → funnel."""
+    from .campaign.partitions import campaign_days
+
+    day = campaign_days.get_last_partition_key()
+    steps = [
+        run_job(defs, instance, "verified_leads_job"),
+        run_job(defs, instance, "contactable_leads_job"),
+        run_job(defs, instance, "daily_campaign_job", partition_key=day),
+        run_job(defs, instance, "pipeline_funnel_job"),
+    ]
+    return all(steps)
+
+
 def print_funnel(postgres) -> None:
     with postgres.connection() as conn:
         rows = conn.execute(
             "SELECT event_type, coalesce(sum(count), count(*)) FROM pipeline_events GROUP BY 1 ORDER BY min(id)"
         ).fetchall()
+        sent = conn.execute(
+            "SELECT batch_date::text, status, count(*) FROM campaign_sends GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
         leads = conn.execute("SELECT campaign_status::text, count(*) FROM leads GROUP BY 1 ORDER BY 1").fetchall()
         dlq = conn.execute("SELECT stage, count(*) FROM pipeline_dlq WHERE status = 'pending' GROUP BY 1").fetchall()
     print("\nfunnel (pipeline_events):")
@@ -75,6 +118,9 @@ def print_funnel(postgres) -> None:
     print("leads by status:")
     for status, n in leads:
         print(f"  {status:<24} {n:>8}")
+    print("campaign sends (date, status):")
+    for day, status, n in sent or [("(none)", "", 0)]:
+        print(f"  {day} {status:<13} {n:>8}")
     print("dead-letter queue (pending):")
     for stage, n in dlq or [("(empty)", 0)]:
         print(f"  {stage:<24} {n:>8}")
@@ -84,7 +130,9 @@ def run_demo() -> int:
     from .gateway import GatewaySettings, running_gateway
     from .sandbox import running_sandbox
 
+    # demo-only secrets when none are configured (links minted here die with this run's secret)
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
+    os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
     with tempfile.TemporaryDirectory() as tmp, running_sandbox() as sandbox_url, \
             running_gateway(GatewaySettings()) as gateway_url:
         os.environ["EQUITY_SANDBOX_URL"] = sandbox_url
@@ -92,11 +140,10 @@ def run_demo() -> int:
 
         print(f"sandbox {sandbox_url}, gateway {gateway_url}")
         upload_demo_file(gateway_url, Path(tmp))
+        seed_demo_brokers(defs.resources["postgres"])
         with dg.DagsterInstance.get() as instance:
             ingest(defs, instance)
-            rest = defs.resolve_implicit_global_asset_job_def().get_subset(
-                asset_selection={dg.AssetKey("pipeline_funnel")})
-            ok = rest.execute_in_process(instance=instance).success
+            ok = run_downstream(defs, instance)
         postgres = defs.resources["postgres"]
         try:
             print_funnel(postgres)

@@ -67,6 +67,7 @@ def batch_dates(context: dg.AssetExecutionContext) -> list[date]:
 
 
 @dg.asset(
+    deps=[dg.AssetKey("verified_leads")],
     group_name="campaign",
     kinds={"postgres"},
     owners=OWNERS,

@@ -9,6 +9,7 @@ FUNNEL_STAGES = (
     "upload_received",
     "dedupe_success",
     "email_verified",
+    "lead_queued",
     "campaign_queued",
     "email_sent",
     "email_replied",
