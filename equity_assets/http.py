@@ -265,6 +265,7 @@ class HttpApiResource(dg.ConfigurableResource):
     )
 
     _session: RetryingSession | None = PrivateAttr(default=None)
+    _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._session = self._new_session()
@@ -299,10 +300,11 @@ class HttpApiResource(dg.ConfigurableResource):
         )
 
     def _get_session(self) -> RetryingSession:
-        """The open session; call from the coordinating thread before fanning out."""
-        if self._session is None:
-            self._session = self._new_session()
-        return self._session
+        """The open session, created once even when several threads ask at the same time."""
+        with self._session_lock:
+            if self._session is None:
+                self._session = self._new_session()
+            return self._session
 
     def _url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path

@@ -24,13 +24,14 @@ $$;
 
 -- Time-ordered UUIDs (RFC 9562 version 7 layout: 48-bit ms timestamp, then random bits).
 -- New rows land at the right edge of the primary-key index instead of at random pages, which
--- made bulk lead inserts ~25% faster than gen_random_uuid() at 1M rows.
+-- made bulk lead inserts ~25% faster than gen_random_uuid() at 1M rows. One expression, so it
+-- is inlined and may run in parallel workers (a subquery form may not).
 CREATE FUNCTION uuid_v7() RETURNS uuid
 LANGUAGE sql VOLATILE PARALLEL SAFE
 AS $$
     SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
-            || '7' || substr(r, 14, 3) || substr(r, 17, 16))::uuid
-    FROM (SELECT replace(gen_random_uuid()::text, '-', '') AS r) g
+            || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14, 3)
+            || substr(replace(gen_random_uuid()::text, '-', ''), 17, 16))::uuid
 $$;
 
 -- Generic updated_at maintenance.

@@ -55,8 +55,11 @@ DECLARE
 BEGIN
     m.mak                := coalesce(cur.mak, inc.mak);
     m.addr_hash          := coalesce(cur.addr_hash, inc.addr_hash);
-    -- the APN key is (state, county, apn): adopt all three together or none
-    IF cur.apn IS NULL AND inc.apn IS NOT NULL AND inc.property_state IS NOT NULL AND inc.county IS NOT NULL THEN
+    -- the APN key is (state, county, apn): adopt all three together or none; a lead with no
+    -- location yet takes the incoming one as it is (what a plain insert of the row would store)
+    IF cur.apn IS NULL AND inc.apn IS NOT NULL
+       AND ((inc.property_state IS NOT NULL AND inc.county IS NOT NULL)
+            OR (cur.property_state IS NULL AND cur.county IS NULL)) THEN
         m.apn            := inc.apn;
         m.property_state := inc.property_state;
         m.county         := inc.county;

@@ -49,9 +49,6 @@ class VerificationProvider(Protocol):
     batch_size: int
     max_concurrency: int
 
-    def open(self) -> None:
-        """Open the HTTP session before several threads share it."""
-
     def answer(self, leads: Sequence[LeadToVerify]) -> list[ProviderAnswer]:
         """One request for ``leads`` (at most ``batch_size``); one answer per lead, same order."""
 
@@ -60,47 +57,38 @@ class VerificationProvider(Protocol):
         """HTTP retries spent so far."""
 
 
-class MelissaProvider:
+class _ResourceProvider:
+    """A provider backed by one of the HTTP resources (batching, concurrency, retries live there)."""
+
+    name: str
+
+    def __init__(self, resource: MelissaResource | BatchDataResource) -> None:
+        self.resource = resource
+        self.batch_size = resource.batch_size
+        self.max_concurrency = resource.max_concurrency
+
+    @property
+    def retries(self) -> int:
+        """HTTP retries spent so far."""
+        return self.resource.retries_total
+
+
+class MelissaProvider(_ResourceProvider):
     """Melissa Personator: matched = a deliverable address was found (AS01/02/03, no AE) for a lead
     that has an email or phone to check. A lead with neither needs a skip trace to find contacts,
     so it goes on to the next provider like a no-match (keeping Melissa's MAK and codes)."""
 
     name = "melissa"
 
-    def __init__(self, resource: MelissaResource) -> None:
-        self.resource = resource
-        self.batch_size = resource.batch_size
-        self.max_concurrency = resource.max_concurrency
-
-    def open(self) -> None:
-        # The resource opens its session lazily; doing it once here keeps threads from racing to.
-        self.resource._get_session()  # noqa: SLF001
-
-    @property
-    def retries(self) -> int:
-        return self.resource.retries_total
-
     def answer(self, leads: Sequence[LeadToVerify]) -> list[ProviderAnswer]:
         results = self.resource.verify_contacts(records=[contact_input(lead) for lead in leads])
         return [melissa_answer(lead, result) for lead, result in zip(leads, results, strict=True)]
 
 
-class BatchDataProvider:
+class BatchDataProvider(_ResourceProvider):
     """BatchData skip trace: matched = the property was found (``meta.matched``)."""
 
     name = "batchdata"
-
-    def __init__(self, resource: BatchDataResource) -> None:
-        self.resource = resource
-        self.batch_size = resource.batch_size
-        self.max_concurrency = resource.max_concurrency
-
-    def open(self) -> None:
-        self.resource._get_session()  # noqa: SLF001
-
-    @property
-    def retries(self) -> int:
-        return self.resource.retries_total
 
     def answer(self, leads: Sequence[LeadToVerify]) -> list[ProviderAnswer]:
         results = self.resource.skip_trace(requests=[skip_trace_input(lead) for lead in leads])

@@ -95,8 +95,6 @@ class ProviderRouter:
         }
 
     def __enter__(self) -> ProviderRouter:
-        for provider in self.providers.values():
-            provider.open()  # HTTP sessions opened once, before threads share them
         return self
 
     def __exit__(self, *exc: object) -> None:
