@@ -48,7 +48,7 @@ END
 $$;
 
 CREATE FUNCTION lead_merge(cur leads, inc leads) RETURNS leads
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
 DECLARE
     m leads := cur;
