@@ -35,8 +35,22 @@ def cmd_db_start(args: argparse.Namespace) -> int:
         print(f"EQUITY_DATABASE_URL is set; applied {len(applied)} migration(s)", file=sys.stderr)
         print(database_url())
         return 0
-    print(_cluster().start())
+    dsn = _cluster().start()
+    if not os.environ.get("EQUITY_HOME"):  # the project's own cluster, not a private one
+        from .db.settings import dagster_storage_url
+
+        write_dotenv(PROJECT_ROOT / ".env", "DAGSTER_PG_URL", dagster_storage_url())
+    print(dsn)
     return 0
+
+
+def write_dotenv(path: Path, key: str, value: str) -> None:
+    """Set `key` in a .env file, keeping its other lines. Dagster's CLI reads `.env` from the working
+    directory, so `dagster definitions validate` / `dagster dev` run from the checkout find the
+    storage that `dagster.yaml` names (the URL carries no password: it points at the pgpass file)."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if not line.startswith(f"{key}=")]
+    path.write_text("\n".join([*kept, f"{key}={value}"]) + "\n")
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
