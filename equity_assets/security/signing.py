@@ -183,6 +183,11 @@ class _StreamingBody:
         return self._size
 
 
+def _require(secrets: Sequence[str]) -> None:
+    if not secrets:
+        raise SecretError("no secret configured")
+
+
 class _SignedBody(_StreamingBody):
     """Header checks shared by both schemes: required headers present, timestamp well-formed and
     inside the window. A header problem is kept (the body is still hashed, so the size limit
@@ -259,8 +264,7 @@ class SignatureVerifier(_SignedBody):
 
     def __init__(self, headers: Mapping[str, str], secrets: Sequence[str], *,
                  tolerance: int = DEFAULT_TOLERANCE_S):
-        if not secrets:
-            raise SecretError("no secret configured")
+        _require(secrets)
         super().__init__(headers, [hmac_key(s) for s in secrets], tolerance=tolerance,
                          required=(TIMESTAMP_HEADER, SIGNATURE_HEADER, CONTENT_SHA256_HEADER),
                          timestamp_header=TIMESTAMP_HEADER,
@@ -328,8 +332,7 @@ class StandardWebhookVerifier(_SignedBody):
 
     def __init__(self, headers: Mapping[str, str], secrets: Sequence[str], *,
                  tolerance: int = DEFAULT_TOLERANCE_S):
-        if not secrets:
-            raise SecretError("no secret configured")
+        _require(secrets)
         super().__init__(headers, [decode_standard_webhook_secret(s) for s in secrets], tolerance=tolerance,
                          required=(WEBHOOK_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER),
                          timestamp_header=WEBHOOK_TIMESTAMP_HEADER,
