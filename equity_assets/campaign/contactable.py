@@ -164,7 +164,8 @@ def refresh_contactable(
     if mode == "full":
         size = conn.execute("SELECT count(*) FROM contactable_leads").fetchone()[0]
         # The feeder's plan depends on these statistics; don't wait for autovacuum to notice.
-        conn.execute("ANALYZE contactable_leads")
+        # (Through the owner's maintenance function: our role's own ANALYZE would be skipped.)
+        conn.execute("SELECT analyze_pipeline_table('contactable_leads')")
     else:
         size = size + added - removed
     new_watermark = conn.execute(

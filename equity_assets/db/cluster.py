@@ -258,12 +258,13 @@ class EmbeddedCluster:
         self.bootstrap()
         return self.dsn()
 
-    def stop(self) -> bool:
-        """Stop the server; False when it was not running."""
+    def stop(self, mode: str = "fast") -> bool:
+        """Stop the server; False when it was not running. `immediate` is a crash as far as
+        PostgreSQL knows (no checkpoint; UNLOGGED tables are emptied at the next start)."""
         if not self.is_running():
             return False
         state = self._require_state()
-        self._run(state, "pg_ctl", "-D", str(state.data_dir), "-m", "fast", "-w", "stop")
+        self._run(state, "pg_ctl", "-D", str(state.data_dir), "-m", mode, "-w", "stop")
         return True
 
     def bootstrap(self) -> list[str]:

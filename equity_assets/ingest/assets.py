@@ -9,7 +9,7 @@ from ..observe.events import DeadLetter, record_event, send_to_dlq
 from .columns import UploadFormatError
 from .merge import merge_upload
 from .partitions import uploads_partitions
-from .staging import STAGE, stage_upload
+from .staging import STAGE, analyze, stage_upload
 
 STAGED_ROWS_ADD_UP = "staged_rows_add_up"
 
@@ -83,6 +83,46 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     )
 
 
+ROW_ACCOUNTS_SQL = """
+SELECT u.file_rows,
+       (SELECT count(*) FROM leads_staging s WHERE s.upload_id = u.id),
+       (SELECT count(DISTINCT d.row_number) FROM pipeline_dlq d
+         WHERE d.stage = %(stage)s AND d.source_ref = u.id::text AND d.row_number IS NOT NULL),
+       (SELECT count(*) FROM lead_sources ls WHERE ls.upload_id = u.id)
+FROM uploads u WHERE u.id = %(upload)s"""
+
+
+def ensure_staged(conn, upload_id: str, run_id: str, log) -> bool:
+    """Make sure every data row of the file is staged, merged or rejected before the merge.
+
+    `leads_staging` is UNLOGGED: a crash or an immediate shutdown of PostgreSQL empties it. When
+    staged + rejected no longer add up to the file's rows (and the upload is not already fully
+    merged), the rows are staged again from the stored file; if they still do not add up, the
+    merge fails loudly instead of marking a partial upload merged. True when it re-staged.
+    """
+    row = conn.execute(ROW_ACCOUNTS_SQL, {"stage": STAGE, "upload": upload_id}).fetchone()
+    if row is None or row[0] is None:
+        raise dg.Failure(description=f"upload {upload_id} has not been staged (no file_rows); run staged_leads first",
+                         allow_retries=False)
+    file_rows, staged, rejected, merged = row
+    if staged + rejected == file_rows or merged + rejected == file_rows:
+        return False
+    log.warning("upload %s: %d staged + %d rejected of %d file rows (staging lost, e.g. a database crash); "
+                "staging again from the stored file", upload_id, staged, rejected, file_rows)
+    path, source = load_upload(conn, upload_id)
+    try:
+        counts = stage_upload(conn, upload_id, path, source=source, run_id=run_id)
+    except FileNotFoundError:
+        raise dg.Failure(description=f"upload {upload_id}: staged rows were lost and the stored file is missing: "
+                                     f"{path}", allow_retries=False) from None
+    if counts.staged + counts.rejected != file_rows:
+        raise dg.Failure(description=f"upload {upload_id}: re-staged {counts.staged} + {counts.rejected} rejected rows, "
+                                     f"but the file had {file_rows} when first staged", allow_retries=False)
+    record_event(conn, "upload_restaged", stage=STAGE, upload_id=upload_id, run_id=run_id, count=counts.staged,
+                 payload={"rejected": counts.rejected, "file_rows": file_rows})
+    return True
+
+
 @dg.asset(
     partitions_def=uploads_partitions,
     deps=[staged_leads],
@@ -96,12 +136,16 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
     addr_hash, in-batch duplicates collapsed, safe merges (never NULL over a value, booleans OR,
     arrays union), key conflicts recorded in `lead_key_conflicts`, lineage in `lead_sources`.
 
-    Concurrent merges are serialized; re-materializing a partition changes nothing.
+    Concurrent merges are serialized; re-materializing a partition changes nothing. Staged rows
+    lost to a database crash are staged again from the stored file first.
     """
     upload_id = context.partition_key
     started = time.perf_counter()
     with postgres.connection() as conn:
+        restaged = ensure_staged(conn, upload_id, context.run.run_id, context.log)
         counts = merge_upload(conn, upload_id)
+        analyze(conn, "lead_sources")
+        analyze(conn, "leads")
         already = conn.execute(
             "SELECT count(*) FROM lead_sources WHERE upload_id = %s", (upload_id,)
         ).fetchone()[0] - counts.staged
@@ -114,6 +158,7 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
         metadata={
             **counts.as_metadata(),
             "already_merged_rows": already,
+            "restaged_after_loss": restaged,
             "duration_s": round(time.perf_counter() - started, 3),
         }
     )

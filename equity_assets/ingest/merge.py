@@ -78,11 +78,12 @@ APN_KEY = "CASE WHEN {a}.apn IS NOT NULL AND {a}.property_state IS NOT NULL AND 
 
 
 def _key_owner_joins(alias: str) -> str:
+    # broker-created leads never match: a key a broker could plant must not pull in an upload's row
     return f"""
-        LEFT JOIN leads lm ON lm.mak = {alias}.mak
+        LEFT JOIN leads lm ON lm.mak = {alias}.mak AND NOT lm.broker_created
         LEFT JOIN leads la ON la.apn = {alias}.apn AND la.property_state = {alias}.property_state
-                          AND la.county = {alias}.county
-        LEFT JOIN leads lh ON lh.addr_hash = {alias}.addr_hash"""
+                          AND la.county = {alias}.county AND NOT la.broker_created
+        LEFT JOIN leads lh ON lh.addr_hash = {alias}.addr_hash AND NOT lh.broker_created"""
 
 
 def build_work_table(conn: psycopg.Connection, upload_id: str) -> int:

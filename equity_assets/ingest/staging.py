@@ -34,6 +34,12 @@ def clear_partition(conn: psycopg.Connection, upload_id: str) -> None:
     )
 
 
+def analyze(conn: psycopg.Connection, table: str) -> None:
+    """ANALYZE through the owner's maintenance function (a plain ANALYZE by the pipeline's role,
+    which does not own the table, is skipped with only a warning)."""
+    conn.execute("SELECT analyze_pipeline_table(%s)", (table,))
+
+
 def write_rejects(conn: psycopg.Connection, upload_id: str, rejects: list[Reject], run_id: str | None) -> None:
     with conn.cursor().copy(COPY_DLQ) as copy:
         for r in rejects:
@@ -61,7 +67,7 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
         if log:
             log.info("staged %d rows so far (%d rejected)", parse.staged_rows, parse.rejected_rows)
     # fresh statistics, so the merge's joins against staging are planned for its real size
-    conn.execute("ANALYZE leads_staging")
+    analyze(conn, "leads_staging")
     return StageCounts(
         file_rows=parse.file_rows,
         staged=parse.staged_rows,

@@ -221,7 +221,7 @@ WITH usable_codes AS MATERIALIZED (
     SELECT f.*, {score} AS lead_score FROM flagged f
 )
 UPDATE leads l SET
-    mak = CASE WHEN l.mak IS NULL AND s.mak_owner IS NULL THEN s.mak ELSE l.mak END,
+    mak = CASE WHEN l.mak IS NULL AND s.mak_owner IS NULL AND NOT l.broker_created THEN s.mak ELSE l.mak END,
     email = s.final_email,
     phone = s.final_phone,
     alt_emails = array_remove(array_union(l.alt_emails, s.alt_emails), s.final_email),
@@ -254,18 +254,19 @@ RETURNING l.email_verified, l.phone_verified, s.provider, s.matched
 """
 
 # A MAK the provider returned that another lead owns (or that an earlier lead of this chunk
-# takes) is not written; the lead is folded into the owner instead.
+# takes) is not written; the lead is folded into the owner instead. Broker-created leads take
+# no MAK and are never folded (they stay outside pipeline identity).
 _MARK_MAK_OWNED_ELSEWHERE = """
 UPDATE verify_results r SET mak_owner = o.id
 FROM leads l, leads o
 WHERE l.id = r.lead_id AND l.mak IS NULL AND r.mak IS NOT NULL
-  AND o.mak = r.mak AND o.id <> r.lead_id
+  AND o.mak = r.mak AND o.id <> r.lead_id AND NOT l.broker_created AND NOT o.broker_created
 """
 _MARK_MAK_TWINS_IN_CHUNK = """
 UPDATE verify_results r SET mak_owner = t.first_id
 FROM (SELECT r2.mak, (array_agg(r2.lead_id ORDER BY r2.lead_id))[1] AS first_id
       FROM verify_results r2 JOIN leads l ON l.id = r2.lead_id
-      WHERE r2.mak IS NOT NULL AND l.mak IS NULL AND r2.mak_owner IS NULL
+      WHERE r2.mak IS NOT NULL AND l.mak IS NULL AND r2.mak_owner IS NULL AND NOT l.broker_created
       GROUP BY r2.mak HAVING count(*) > 1) t
 WHERE r.mak = t.mak AND r.mak_owner IS NULL AND r.lead_id <> t.first_id
 """
