@@ -118,6 +118,41 @@ END
 $$;
 
 -- ------------------------------------------------------------------------------------------
+-- The contactable set, kept equal to a full rebuild by its incremental refresh:
+--   * a deleted lead (folded into another) leaves the set at once, and the set's size with it;
+--   * an edit of the code map changes the rule itself, so the next refresh is a full rebuild.
+-- ------------------------------------------------------------------------------------------
+CREATE FUNCTION leave_contactable_set() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    DELETE FROM contactable_leads WHERE lead_id = OLD.id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        UPDATE contactable_refresh_state SET size = greatest(size - n, 0) WHERE singleton;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER leads_leave_contactable_set
+    AFTER DELETE ON leads
+    FOR EACH ROW EXECUTE FUNCTION leave_contactable_set();
+
+CREATE FUNCTION rebuild_contactable_next() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE contactable_refresh_state SET watermark = NULL WHERE singleton;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER verification_code_map_rebuild_contactable
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON verification_code_map
+    FOR EACH STATEMENT EXECUTE FUNCTION rebuild_contactable_next();
+
+-- ------------------------------------------------------------------------------------------
 -- Function privileges. PostgreSQL grants EXECUTE on every new function to PUBLIC; a per-schema
 -- default cannot take that away, only a global default can. Existing functions lose it
 -- explicitly; each role then gets what it needs, by name.

@@ -90,12 +90,18 @@ def test_backfill_of_three_missed_days_in_one_run_sends_no_lead_twice(db, campai
     assert materialization_metadata(result, "daily_campaign_batch")["dates"] == 3
 
     # the schedule's own run for Thursday, and a repeat of the whole backfill, add no duplicates
-    assert run_campaign(campaign, partition="2026-11-19").success
-    assert run_campaign(campaign, partition_range=("2026-11-16", "2026-11-18")).success
+    thursday = run_campaign(campaign, partition="2026-11-19")
+    repeat = run_campaign(campaign, partition_range=("2026-11-16", "2026-11-18"))
+    assert thursday.success and repeat.success
     rows = sends(db)
     assert len(rows) == 20 and len({lead for _, lead, _, _ in rows}) == 20
     uploads = received(sandbox_control, a) + received(sandbox_control, b)
     assert len(uploads) == 20 and {lead["upload_count"] for lead in uploads} == {1}
+    # what Instantly *received*, not what it kept (it drops repeats): nothing was sent twice
+    assert sandbox_control.stats()["records"]["instantly_leads"] == 20
+    for run in (result, thursday, repeat):
+        assert materialization_metadata(run, "instantly_campaign_leads")["already_in_campaign"] == 0
+    assert materialization_metadata(repeat, "instantly_campaign_leads")["pushed"] == 0
 
 
 def test_partitions_materialized_out_of_order_never_share_a_lead(db, campaign, sandbox_control):
