@@ -99,3 +99,40 @@ def test_verified_leads_takes_weights_from_run_config(candidates, insert_leads, 
     run_verify(config={"weights": only_occupancy})
 
     assert query("SELECT lead_score FROM leads") == [(Decimal("100.00"),)]
+
+
+# Pins of the formula, worked out by hand with the default weights (equity 20, ltv 10,
+# owner_occupied 15, age_62_plus 20, property_type 10, email 15, phone 10; sum 100):
+HAND_COMPUTED = [
+    # 150k/300k*20 = 10; (1 - 40/80)*10 = 5; not occupied 0; age unknown .35*20 = 7; single family 10;
+    # email 15; phone 0  ->  47
+    ({}, "47.00"),
+    # equity from value - balance: 250k - 100k = 150k -> 10; (1 - 20/80)*10 = 7.5; occupied 15; 70 years 20;
+    # duplex .7*10 = 7; email 0; phone 10  ->  69.5
+    ({"equity": None, "estimated_value": 250_000, "loan_balance": 100_000, "ltv": 20, "owner_occupied": True,
+      "owner_birth_month": born(70), "property_type": "Duplex (2 units, any combination)",
+      "email_verified": False, "phone_verified": True}, "69.50"),
+    # 37.5k -> 2.5; LTV 100 -> 0; not occupied 0; 40 years 0; mobile home .4*10 = 4; email 15; phone 10  ->  31.5
+    ({"equity": 37_500, "ltv": 100, "owner_birth_month": born(40), "property_type": "Mobile/Manufactured Home",
+      "phone_verified": True}, "31.50"),
+    # negative equity 0; unknown LTV 0; unknown occupancy 0; age unknown 7; unlisted type .3*10 = 3;
+    # no channel  ->  10
+    ({"equity": -5_000, "ltv": None, "owner_occupied": None, "property_type": "Houseboat",
+      "email_verified": False}, "10.00"),
+    # 100k -> 20/3 = 6.667; LTV 0 -> 10; occupied 15; 65 years 20; condo 10; email 15; phone 0
+    # -> 76.667, rounded to 2 places
+    ({"equity": 100_000, "ltv": 0, "owner_occupied": True, "owner_birth_month": born(65),
+      "property_type": "Condominium"}, "76.67"),
+]
+
+
+@pytest.mark.parametrize(("columns", "expected"), HAND_COMPUTED)
+def test_scores_match_hand_computed_values(score, columns, expected) -> None:
+    assert score(**columns) == Decimal(expected)
+
+
+def test_weights_and_thresholds_enter_the_formula_as_documented(score) -> None:
+    weights = ScoreWeights(equity=3, ltv=1, owner_occupied=0, age_62_plus=0, property_type=0, email=0, phone=0,
+                           equity_full_at=200_000, ltv_zero_at=50)
+    # 100 * (3 * 50k/200k + 1 * (1 - 10/50)) / (3 + 1) = 100 * (0.75 + 0.8) / 4 = 38.75
+    assert score(weights, equity=50_000, ltv=10) == Decimal("38.75")
