@@ -4,6 +4,7 @@ import hashlib
 import json
 import random
 import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -178,3 +179,67 @@ def test_folded_duplicate_groups_match_upsert_lead(admin_conn, seed):
         "SELECT matched_on, count(*) FROM lead_sources WHERE upload_id = %s GROUP BY 1", (up,)).fetchall())
     assert sum(matched.values()) == len(rows)
     assert matched["new"] == counts.inserted
+
+
+# An independent model of the documented merge rules, in plain Python: the oracle for the merge
+# is not the product's own upsert_lead() alone.
+def model_merge(rows: list[dict]) -> tuple[list[tuple], int]:
+    """(snapshot-shaped leads, distinct key conflicts) of merging `rows` in file order."""
+    leads: list[dict] = []
+    conflicts: set[tuple[int, int, str]] = set()
+
+    def owner(match) -> int | None:
+        return next((i for i, lead in enumerate(leads) if match(lead)), None)
+
+    for row in rows:
+        inc = {"mak": None, "apn": None, "property_state": None, "county": None, "addr_hash": None,
+               "first_name": None, "equity": None, "do_not_mail": None, "marketing_lists": None, **row}
+        apn_key = (inc["property_state"], inc["county"], inc["apn"])
+        by_mak = owner(lambda lead: inc["mak"] is not None and lead["mak"] == inc["mak"])
+        by_apn = owner(lambda lead: None not in apn_key
+                       and (lead["property_state"], lead["county"], lead["apn"]) == apn_key)
+        by_addr = owner(lambda lead: inc["addr_hash"] is not None and lead["addr_hash"] == inc["addr_hash"])
+        target = next((t for t in (by_mak, by_apn, by_addr) if t is not None), None)
+        if target is None:
+            leads.append({k: None for k in inc} | {"do_not_mail": False, "marketing_lists": []})
+            target = len(leads) - 1
+        else:
+            # a key that belongs to another lead is recorded, not applied
+            if by_apn is not None and by_apn != target:
+                conflicts.add((target, by_apn, "apn"))
+                inc["apn"] = None
+            if by_addr is not None and by_addr != target:
+                conflicts.add((target, by_addr, "addr_hash"))
+                inc["addr_hash"] = None
+        cur = leads[target]
+        # keys are identity: filled when empty, never changed; the APN key moves as a whole
+        cur["mak"] = cur["mak"] or inc["mak"]
+        cur["addr_hash"] = cur["addr_hash"] or inc["addr_hash"]
+        if cur["apn"] is None and inc["apn"] is not None and (
+                (inc["property_state"] and inc["county"]) or (cur["property_state"] is None and cur["county"] is None)):
+            cur["apn"], cur["property_state"], cur["county"] = inc["apn"], inc["property_state"], inc["county"]
+        else:
+            cur["property_state"] = cur["property_state"] or inc["property_state"]
+            cur["county"] = cur["county"] or inc["county"]
+        # newer non-null values win; flags never un-set; lists unioned in order of first appearance
+        for column in ("first_name", "equity"):
+            if inc[column] is not None:
+                cur[column] = inc[column]
+        cur["do_not_mail"] = cur["do_not_mail"] or bool(inc["do_not_mail"])
+        cur["marketing_lists"] = list(dict.fromkeys(cur["marketing_lists"] + (inc["marketing_lists"] or [])))
+    columns = ("mak", "apn", "property_state", "county", "addr_hash", "first_name", "equity", "do_not_mail",
+               "marketing_lists")
+    shaped = [tuple(None if lead[c] is None else Decimal(lead[c]) if c == "equity" else lead[c] for c in columns)
+              for lead in leads]
+    return sorted(shaped, key=repr), len(conflicts)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_merge_equals_an_independent_model_of_the_rules(admin_conn, seed):
+    rows = random_rows(seed, 60) if seed % 2 else duplicate_heavy_rows(seed, 50)
+    expected, conflicts = model_merge(rows)
+    up = new_upload(admin_conn)
+    stage(admin_conn, up, rows)
+    counts = merge_upload(admin_conn, up)
+    assert snapshot(admin_conn) == expected
+    assert counts.conflicts == conflicts and counts.inserted == len(expected)
