@@ -25,7 +25,8 @@ def running_in_thread(app, *, name: str, host: str = "127.0.0.1", graceful_shutd
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+    # proxy_headers off: uvicorn would otherwise let any loopback client set its own address
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
                                            timeout_graceful_shutdown=graceful_shutdown_s))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"{name}:{port}", daemon=True)
     thread.start()

@@ -238,6 +238,8 @@ def build_verifier(request: Request, settings: GatewaySettings) -> BodyVerifier:
         # The server's configuration, not the client's fault; str(exc) never holds a secret.
         log.error("upload signing is not configured: %s", exc)
         raise Rejection(503, "signing_not_configured", "the gateway has no usable upload secret") from None
+    except SignatureError as exc:  # a scheme this gateway has no secret for: the client's problem
+        raise Rejection(401, exc.reason, exc.detail) from None
 
 
 def signature_rejection(exc: SignatureError, verifier: BodyVerifier) -> Rejection:

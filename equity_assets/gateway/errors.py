@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -36,8 +37,33 @@ class Rejection(Exception):
 
 
 def client_ip(request: Request) -> str | None:
-    """The peer address uvicorn reports (it applies X-Forwarded-For only from trusted proxies)."""
-    return request.client.host if request.client else None
+    """The client's address: the TCP peer, unless the peer is a configured proxy.
+
+    Behind trusted proxies, the client is the right-most X-Forwarded-For hop that is not itself a
+    trusted proxy (every earlier hop was written by someone we cannot vouch for). uvicorn's own
+    proxy-header handling is off: it trusts loopback, where every direct client comes from.
+    """
+    peer = request.client.host if request.client else None
+    trusted = [ipaddress.ip_network(p, strict=False) for p in request.app.state.gateway.settings.trusted_proxies]
+    if peer is None or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop if _is_ip(hop) else peer
+    return peer
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(address: str, networks: list) -> bool:
+    return _is_ip(address) and any(ipaddress.ip_address(address) in n for n in networks)
 
 
 def rejection_event_type(request: Request) -> str:

@@ -13,13 +13,13 @@ DEFAULT_PORT = 8080
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: GatewaySettings | None = None) -> None:
-    """Serve the gateway until interrupted (Ctrl+C / SIGTERM).
+    """Serve the gateway until interrupted (Ctrl+C / SIGTERM), on loopback unless told otherwise.
 
-    Behind a reverse proxy on another host, set ``FORWARDED_ALLOW_IPS`` to the proxy's address so
-    uvicorn takes the client IP (used for rate limiting) from X-Forwarded-For; by default only a
-    proxy on loopback is trusted, so a client cannot pick its own IP.
+    Proxy headers are off: the client IP (used for rate limiting) is the TCP peer. Behind a
+    reverse proxy, list its address in ``EQUITY_GATEWAY_TRUSTED_PROXIES``; only then is
+    X-Forwarded-For read, and only the hop that proxy appended.
     """
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=False)
 
 
 def running_gateway(settings: GatewaySettings | None = None, host: str = DEFAULT_HOST):

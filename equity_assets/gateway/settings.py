@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +15,16 @@ from equity_assets.db.resources import PostgresResource
 from equity_assets.security.signing import DEFAULT_TOLERANCE_S
 
 MIB = 1024 * 1024
+TRUSTED_PROXIES_ENV = "EQUITY_GATEWAY_TRUSTED_PROXIES"
+
+
+def trusted_proxies_from_env() -> tuple[str, ...]:
+    """Comma-separated addresses / networks of reverse proxies whose X-Forwarded-For we believe."""
+    raw = os.environ.get(TRUSTED_PROXIES_ENV, "")
+    entries = tuple(e.strip() for e in raw.split(",") if e.strip())
+    for entry in entries:
+        ipaddress.ip_network(entry, strict=False)  # refuse a typo at start-up, not per request
+    return entries
 
 
 def default_upload_dir() -> Path:
@@ -38,6 +50,8 @@ class GatewaySettings:
     clock: Callable[[], float] = time.time
     postgres: PostgresResource | None = None  # None: PostgresResource() (EQUITY_DATABASE_URL or embedded)
     health_connect_timeout_s: int = 3
+    # Empty: the TCP peer is the client (any client can write X-Forwarded-For, so it is ignored).
+    trusted_proxies: tuple[str, ...] = field(default_factory=trusted_proxies_from_env)
 
     def resolved_upload_dir(self) -> Path:
         """Where content-addressed upload files live."""

@@ -24,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -117,8 +118,11 @@ def _parse_timestamp(raw: str) -> int:
 
 
 def check_timestamp_window(timestamp: int, now: float, tolerance: int = DEFAULT_TOLERANCE_S) -> None:
-    """Raise unless ``timestamp`` is within ``tolerance`` seconds of ``now`` (boundary included)."""
-    age = now - timestamp
+    """Raise unless ``timestamp`` is within ``tolerance`` seconds of ``now`` (boundary included).
+
+    Compared in whole seconds (``now`` floored), as the timestamp is: exactly ``tolerance`` seconds
+    old or ahead is accepted whatever the sub-second, one more second is refused."""
+    age = math.floor(now) - timestamp
     if age > tolerance:
         raise SignatureError("timestamp_too_old", f"timestamp is more than {tolerance} s in the past")
     if -age > tolerance:
@@ -387,10 +391,13 @@ def verifier_for(headers: Mapping[str, str], secrets: Sequence[str], *,
                  tolerance: int = DEFAULT_TOLERANCE_S) -> BodyVerifier:
     """The verifier matching the headers' scheme.
 
-    Standard Webhooks keys are base64, so only the ``whsec_`` secrets take part in that scheme;
-    with none configured, ``SecretError`` says so (the server's configuration, not the client's fault).
+    Standard Webhooks keys are base64, so only the ``whsec_`` secrets take part in that scheme.
+    With no secret at all, ``SecretError`` says so (the server's configuration); with secrets but
+    none for the request's scheme, ``SignatureError`` (the client used a scheme we do not accept).
     """
     if uses_standard_webhooks(headers):
         webhook_secrets = [s for s in secrets if is_standard_webhook_secret(s)]
+        if secrets and not webhook_secrets:
+            raise SignatureError("scheme_not_accepted", "Standard Webhooks signatures are not configured here")
         return StandardWebhookVerifier(headers, webhook_secrets, tolerance=tolerance)
     return SignatureVerifier(headers, secrets, tolerance=tolerance)

@@ -31,3 +31,32 @@ def test_healthz_is_503_quickly_when_the_database_is_unreachable(start_gateway):
     assert response.status_code == 503
     assert response.json()["database"] == "unreachable"
     assert time.monotonic() - started < 5
+
+
+def test_the_gateway_binds_loopback_with_proxy_headers_off_by_default(monkeypatch):
+    import inspect
+
+    from equity_assets.cli import build_parser
+    from equity_assets.gateway import server
+    from equity_assets.gateway.settings import GatewaySettings
+
+    monkeypatch.delenv("EQUITY_GATEWAY_TRUSTED_PROXIES", raising=False)
+    assert build_parser().parse_args(["gateway"]).host == "127.0.0.1"
+    assert inspect.signature(server.serve).parameters["host"].default == "127.0.0.1"
+    assert GatewaySettings().trusted_proxies == ()
+    captured = {}
+    monkeypatch.setattr(server.uvicorn, "run", lambda app, **kwargs: captured.update(kwargs))
+    server.serve(settings=GatewaySettings(postgres=None))
+    assert captured["host"] == "127.0.0.1" and captured["proxy_headers"] is False
+
+
+def test_trusted_proxies_come_from_the_environment_and_typos_are_refused(monkeypatch):
+    import pytest
+
+    from equity_assets.gateway.settings import GatewaySettings
+
+    monkeypatch.setenv("EQUITY_GATEWAY_TRUSTED_PROXIES", "10.0.0.5, 192.168.0.0/24")
+    assert GatewaySettings().trusted_proxies == ("10.0.0.5", "192.168.0.0/24")
+    monkeypatch.setenv("EQUITY_GATEWAY_TRUSTED_PROXIES", "10.0.0.300")
+    with pytest.raises(ValueError):
+        GatewaySettings()

@@ -42,16 +42,35 @@ def test_refused_requests_count_too(start_gateway):
     assert gw.upload(unique_csv()).status_code == 429
 
 
-def test_limit_is_per_client_ip(start_gateway):
-    gw = start_gateway(rate_limit_per_window=1)
-    assert gw.upload(unique_csv()).status_code == 202
-    assert gw.upload(unique_csv()).status_code == 429
-    # uvicorn takes X-Forwarded-For from a loopback proxy: this is another client behind it.
+def signed_with_forwarded_for(forwarded_for: str) -> tuple[bytes, dict[str, str]]:
     body = unique_csv()
-    other = gw.post(body, {**sign_request(body, SECRET, T0), "X-Forwarded-For": "203.0.113.7"})
-    assert other.status_code == 202, other.text
-    assert gw.query("SELECT host(client_ip) FROM uploads WHERE id = %s", (other.json()["upload_id"],)) \
-        == [("203.0.113.7",)]
+    return body, {**sign_request(body, SECRET, T0), "X-Forwarded-For": forwarded_for}
+
+
+def test_a_direct_client_cannot_escape_the_limit_with_x_forwarded_for(start_gateway, monkeypatch):
+    monkeypatch.delenv("EQUITY_GATEWAY_TRUSTED_PROXIES", raising=False)
+    gw = start_gateway(rate_limit_per_window=1)
+    assert gw.settings.trusted_proxies == ()
+    assert gw.upload(unique_csv()).status_code == 202
+    for forged in ("203.0.113.7", "198.51.100.1, 203.0.113.8"):
+        response = gw.post(*signed_with_forwarded_for(forged))
+        assert response.status_code == 429, response.text
+    assert gw.query("SELECT host(client_ip) FROM uploads") == [("127.0.0.1",)]
+
+
+def test_limit_is_per_client_ip_behind_a_configured_proxy(start_gateway):
+    gw = start_gateway(rate_limit_per_window=1, trusted_proxies=("127.0.0.0/8",))
+    assert gw.upload(unique_csv()).status_code == 202  # the proxy's own request: its address
+    first = gw.post(*signed_with_forwarded_for("203.0.113.7"))
+    assert first.status_code == 202, first.text
+    # the client forged a left-most hop; the proxy appended the address it really saw
+    forged = gw.post(*signed_with_forwarded_for("203.0.113.99, 203.0.113.7"))
+    assert forged.status_code == 429
+    # a chain of trusted proxies: their own hops are skipped
+    chained = gw.post(*signed_with_forwarded_for("198.51.100.4, 127.0.0.2"))
+    assert chained.status_code == 202, chained.text
+    assert sorted(gw.query("SELECT host(client_ip) FROM uploads")) \
+        == [("127.0.0.1",), ("198.51.100.4",), ("203.0.113.7",)]
 
 
 def test_limit_is_shared_by_gateway_processes(start_gateway, test_db):

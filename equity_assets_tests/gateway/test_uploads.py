@@ -180,6 +180,16 @@ def test_no_configured_secret_is_a_server_error(gateway, monkeypatch):
     assert rejection_reasons(gateway) == ["signing_not_configured"]
 
 
+def test_a_scheme_without_a_configured_secret_is_401_not_a_server_error(gateway, monkeypatch, caplog):
+    monkeypatch.setenv("EQUITY_UPLOAD_SECRETS", SECRET)  # no whsec_ secret
+    with caplog.at_level(logging.WARNING, logger="equity_assets.gateway"):
+        response = gateway.upload_webhook_signed(unique_csv())
+    assert response.status_code == 401 and response.json()["error"] == "scheme_not_accepted"
+    assert rejection_reasons(gateway) == ["scheme_not_accepted"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert_nothing_stored(gateway)
+
+
 def test_empty_body_is_refused(gateway):
     response = gateway.upload(b"")
     assert response.status_code == 400 and response.json()["error"] == "empty_body"

@@ -14,6 +14,7 @@ from equity_assets.security.signing import (
     SignatureError,
     SignatureVerifier,
     StandardWebhookVerifier,
+    check_timestamp_window,
     decode_standard_webhook_secret,
     sign_request,
     sign_standard_webhook,
@@ -61,6 +62,18 @@ def test_signature_is_hmac_of_timestamp_dot_raw_body_and_hash_is_sha256():
 def test_timestamps_within_300_s_inclusive_are_accepted(offset):
     headers = sign_request(BODY, SECRET, NOW + offset)
     assert verify_request(BODY, headers, [SECRET], NOW) == 0
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.5, 0.999])
+def test_the_300_s_bound_is_inclusive_in_whole_seconds_whatever_the_sub_second(fraction):
+    now = NOW + fraction
+    for offset, outcome in ((-300, None), (300, None), (-301, "timestamp_too_old"), (301, "timestamp_in_future")):
+        try:
+            check_timestamp_window(NOW + offset, now, 300)
+            result = None
+        except SignatureError as exc:
+            result = exc.reason
+        assert result == outcome, (offset, fraction)
 
 
 @pytest.mark.parametrize(("offset", "reason"), [(-301, "timestamp_too_old"), (301, "timestamp_in_future")])
@@ -253,5 +266,8 @@ def test_verifier_for_picks_the_scheme_from_the_headers():
     assert isinstance(ours, SignatureVerifier) and isinstance(theirs, StandardWebhookVerifier)
     theirs.update(SW_BODY)
     assert theirs.verify(SW_TS) == 0  # plain secrets are left out of the base64 scheme
-    with pytest.raises(SecretError):
+    # secrets, but none for this scheme: the client's problem (401), not the server's
+    with pytest.raises(SignatureError, match="scheme_not_accepted"):
         verifier_for(sw_headers(), [SECRET])
+    with pytest.raises(SecretError):  # no secret at all: the server's configuration
+        verifier_for(sw_headers(), [])
