@@ -3,7 +3,7 @@
 `read_upload(path)` checks the whole file first and fails fast, then streams it:
 
 1. **Scan** (one pass over the bytes in 4 MiB blocks, numpy-vectorized): encoding (UTF-8 with or
-   without BOM, else CP-1252, else Latin-1), NUL bytes (UTF-16/binary files), and the quote
+   without BOM, else CP-1252, else Latin-1), NUL bytes (many: a UTF-16/binary file), and the quote
    structure. The quote check is strict RFC 4180: a closing quote must be followed by a comma or a
    line end, and the file may not end inside quotes. Lenient parsers (Python's csv without
    `strict`, pandas, Arrow) instead glue the following lines into one field and silently swallow
@@ -13,16 +13,16 @@
    address / ZIP-or-city+state column raises `MissingColumnsError`).
 3. **Parse**: Arrow's CSV reader, single-threaded so it reports row numbers, every column as text.
    A row with more or fewer fields than the header becomes a reject (never silently padded or
-   cut). A field longer than `MAX_FIELD_CHARS` fails the upload with `CsvFormatError`.
+   cut), and so does a row with a field longer than `MAX_FIELD_CHARS` or holding a NUL byte
+   (PostgreSQL text cannot store one): one bad value costs its row, not the upload.
 4. **Normalize + validate** each chunk of `chunk_rows` rows (`normalize`, `schemas`): the chunk's
    frame has exactly `STAGING_COLUMNS` in order; bad rows become `Reject`s (one per row, with the
    failing column(s), reasons and the raw row), bad contact values become `DroppedValue`s.
 
 Counting: every data record of the file is either a staged row or a reject, so after iteration
 ``upload.staged_rows + upload.rejected_rows == upload.file_rows``. Blank lines are not records.
-Because parsing streams, two errors can only surface during iteration: a field over
-`MAX_FIELD_CHARS` and an Arrow reader failure (a record larger than its 4 MiB block). Both raise
-`CsvFormatError`; the caller must treat the upload as failed and roll back what it staged (COPY
+Because parsing streams, one error can only surface during iteration: an Arrow reader failure
+(a record larger than its 4 MiB block). It raises `CsvFormatError`; the caller must treat the upload as failed and roll back what it staged (COPY
 the whole upload in one transaction). Chunks are normalized on worker threads (`threads`), at
 most `threads + 1` chunks ahead of the consumer.
 
@@ -77,6 +77,10 @@ ARROW_BLOCK_BYTES: Final = 4 << 20  # smaller blocks measured faster for the str
 HEADER_PROBE_BYTES: Final = 1 << 20
 _QUOTE, _COMMA, _LF, _CR = 34, 44, 10, 13
 _CP1252_UNDEFINED: Final = (b"\x81", b"\x8d", b"\x8f", b"\x90", b"\x9d")
+# More NUL bytes than this share of a block: a binary or BOM-less UTF-16 file, refused as a whole.
+# Fewer are stray bytes in some fields, and cost only their rows.
+NUL_SHARE_OF_BINARY: Final = 1 / 8  # UTF-16 of ASCII text is half NULs
+RAW_VALUE_CHARS: Final = 1_000  # a rejected row's values are kept in the DLQ up to this length
 
 
 class CsvFormatError(UploadFormatError):
@@ -233,6 +237,7 @@ class FileScan:
 
     encoding: str  # "utf-8", "utf-8-sig", "cp1252" or "latin-1" (Python codec names)
     size: int
+    has_nul: bool = False  # a few stray NUL bytes: their rows are rejected while parsing
 
 
 def scan_file(path: str | PathLike[str]) -> FileScan:
@@ -260,14 +265,17 @@ def _scan(path: str | PathLike[str]) -> FileScan:
         view = memoryview(buffer)
         scratch = np.empty(len(buffer), dtype=bool)
         scanner, encoding = _QuoteScanner(3 if bom else 0), _EncodingCheck()
-        size, carry = (3 if bom else 0), 0
+        size, carry, nuls = (3 if bom else 0), 0, 0
         while True:
             got = handle.readinto(view[carry:carry + SCAN_BLOCK_BYTES])
             size += got
             end = carry + got
             nul = buffer.find(b"\x00", carry, end)
             if nul >= 0:
-                raise _ScanError("the file contains NUL bytes (is it UTF-16 or binary?)", scanner.offset + nul)
+                found = buffer.count(b"\x00", carry, end)
+                if found > got * NUL_SHARE_OF_BINARY:
+                    raise _ScanError("the file contains NUL bytes (is it UTF-16 or binary?)", scanner.offset + nul)
+                nuls += found
             encoding.feed(buffer, carry, end)
             at_eof = got == 0
             cut = end if at_eof else _cut_before_quote_run(buffer, end)
@@ -276,7 +284,7 @@ def _scan(path: str | PathLike[str]) -> FileScan:
                 break
             buffer[: end - cut] = buffer[cut:end]
             carry = end - cut
-    return FileScan(encoding=encoding.result(bom), size=size)
+    return FileScan(encoding=encoding.result(bom), size=size, has_nul=nuls > 0)
 
 
 def _cut_before_quote_run(buffer: bytearray, end: int) -> int:
@@ -386,6 +394,7 @@ def read_upload(
         path=fspath(path), source=source, encoding=scan.encoding, header_map=header_map,
         chunk_rows=chunk_rows, threads=threads, copy_csv=copy_csv,
         copy_constants=dict(copy_constants or {}), _data_offset=header.data_offset, _size=scan.size,
+        _has_nul=scan.has_nul,
     )
 
 
@@ -403,6 +412,7 @@ class UploadParse:
     copy_constants: dict[str, str]
     _data_offset: int
     _size: int
+    _has_nul: bool = False
     file_rows: int = 0
     staged_rows: int = 0
     rejected_rows: int = 0
@@ -442,9 +452,9 @@ class UploadParse:
 
     def _build(self, table: pa.Table, numbers: np.ndarray, structural: list[Reject]) -> ParsedChunk:
         """Normalize and validate one raw chunk (runs on a worker thread)."""
-        _check_field_sizes(table, numbers, self.header_map.headers)
+        table, numbers, unreadable = _reject_unstorable_rows(table, numbers, self.header_map.headers, self._has_nul)
         chunk = build_chunk(table, numbers, self.header_map)
-        chunk.rejects.extend(structural)
+        chunk.rejects.extend(structural + unreadable)
         chunk.rejects.sort(key=lambda reject: reject.row_number)
         if self.copy_csv:
             chunk.copy_csv = frame_to_copy_csv(chunk.frame, constants=self.copy_constants)
@@ -593,23 +603,46 @@ def _unique_names(headers: tuple[str, ...]) -> list[str]:
     return names
 
 
-def _check_field_sizes(table: pa.Table, numbers: np.ndarray, headers: tuple[str, ...]) -> None:
-    """Fail the upload on any field longer than MAX_FIELD_CHARS (bytes first: cheaper)."""
+def _reject_unstorable_rows(table: pa.Table, numbers: np.ndarray, headers: tuple[str, ...],
+                            check_nul: bool) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    """Take out rows with a field over MAX_FIELD_CHARS or holding a NUL byte, as rejects."""
+    problems: dict[int, list[str]] = {}
     for position, column in enumerate(table.columns):
         if column.num_chunks == 0 or len(column) == 0:
             continue
-        longest_bytes = pc.max(pc.binary_length(column)).as_py()
-        if longest_bytes is None or longest_bytes <= MAX_FIELD_CHARS:
-            continue
-        lengths = pc.utf8_length(column.combine_chunks())
-        over = np.flatnonzero(np.asarray(pc.fill_null(pc.greater(lengths, MAX_FIELD_CHARS), False)))
-        if over.size:
-            row = int(numbers[over[0]])
-            size = lengths[int(over[0])].as_py()
-            raise CsvFormatError(
-                f"field {headers[position]!r} of data row {row} is {size:,} characters long;"
-                f" the limit is {MAX_FIELD_CHARS:,} (a broken quote or a pasted document?)"
-            )
+        values = column.combine_chunks()
+        longest_bytes = pc.max(pc.binary_length(values)).as_py()  # bytes first: cheaper
+        if longest_bytes is not None and longest_bytes > MAX_FIELD_CHARS:
+            lengths = pc.utf8_length(values)
+            for row in np.flatnonzero(np.asarray(pc.fill_null(pc.greater(lengths, MAX_FIELD_CHARS), False))).tolist():
+                problems.setdefault(row, []).append(
+                    f"field {headers[position]!r} is {lengths[row].as_py():,} characters long; the limit is"
+                    f" {MAX_FIELD_CHARS:,} (a broken quote or a pasted document?)")
+        if check_nul:
+            for row in np.flatnonzero(np.asarray(pc.fill_null(pc.match_substring(values, "\x00"), False))).tolist():
+                problems.setdefault(row, []).append(
+                    f"field {headers[position]!r} contains a NUL byte, which PostgreSQL text cannot store")
+    if not problems:
+        return table, numbers, []
+    positions = sorted(problems)
+    rejects = [
+        Reject(int(numbers[row]), None, "; ".join(problems[row]),
+               {name: _storable(value) for name, value in raw.items()})
+        for row, raw in zip(positions, _raw_rows(table, positions, headers))
+    ]
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[positions] = False
+    return table.filter(pa.array(keep)), numbers[keep], rejects
+
+
+def _storable(value: str | None) -> str | None:
+    """A raw value as the DLQ can keep it (jsonb refuses NUL), long ones cut with a note."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "\\0")
+    if len(value) > RAW_VALUE_CHARS:
+        value = f"{value[:RAW_VALUE_CHARS]}... ({len(value):,} characters)"
+    return value
 
 
 # --- normalizing one chunk ----------------------------------------------------------------------

@@ -140,3 +140,26 @@ def test_sensor_skips_when_nothing_is_new(postgres):
     with dg.build_sensor_context(instance=dg.DagsterInstance.ephemeral(), resources={"postgres": postgres}) as ctx:
         result = upload_sensor(ctx)
     assert not result.run_requests and result.skip_reason
+
+
+def test_a_nul_byte_or_an_over_long_field_costs_one_row_not_the_file(postgres, tmp_path):
+    good = '{n} Main Street,,Derby,CT,06418,New Haven,P-{n},Yes,Ann,Lee{n},,1000,10,03/15/2024'
+    lines = [HEADER.encode()] + [good.format(n=n).encode() for n in range(1, 7)]
+    lines[2] = lines[2].replace(b"Ann", b"A\x00nn")  # data row 2
+    lines[5] = lines[5].replace(b"Lee5", b'"' + b"y" * 200_000 + b'"')  # data row 5
+    csv = tmp_path / "stray.csv"
+    csv.write_bytes(b"\n".join(lines) + b"\n")
+    with postgres.connection() as conn:
+        upload_id = register_upload(conn, csv)
+    result = run_ingest(postgres, upload_id)
+    staged = metadata(result, "staged_leads")
+    assert (staged["file_rows"], staged["staged_rows"], staged["rejected_rows"]) == (6, 4, 2)
+    with postgres.connection() as conn:
+        apns = [r[0] for r in conn.execute("SELECT apn FROM leads ORDER BY apn")]
+        dlq = conn.execute("SELECT row_number, reason, payload FROM pipeline_dlq WHERE source_ref = %s "
+                           "ORDER BY row_number", (upload_id,)).fetchall()
+        status = conn.execute("SELECT status FROM uploads WHERE id = %s", (upload_id,)).fetchone()[0]
+    assert apns == ["P-1", "P-3", "P-4", "P-6"] and status == "merged"
+    assert [(row, word in reason) for (row, reason, _), word in zip(dlq, ("NUL", "characters long"))] \
+        == [(2, True), (5, True)]
+    assert dlq[0][2]["APN"] == "P-2"  # the row's other values are kept for a redrive

@@ -217,17 +217,30 @@ def test_quote_inside_an_unquoted_field_is_text(tmp_path: Path) -> None:
     assert rejects == [] and value(frame, 0, "property_address") == '12" Pipe Rd'
 
 
-def test_field_over_the_size_limit_fails_clearly(tmp_path: Path) -> None:
-    text = f'Address,Zip,Owner 1 Last Name\n1 Main St,06418,"{"x" * (MAX_FIELD_CHARS + 1)}"\n'
-    upload = read_upload(write(tmp_path, text))
-    with pytest.raises(CsvFormatError, match=r"'Owner 1 Last Name' of data row 1 is 131,073 characters"):
-        list(upload)
+def test_a_field_over_the_size_limit_rejects_its_row_only(tmp_path: Path) -> None:
+    long = "x" * (MAX_FIELD_CHARS + 1)
+    text = f'Address,Zip,Owner 1 Last Name\n1 Main St,06418,Lee\n2 Main St,06418,"{long}"\n3 Main St,06418,Kim\n'
+    upload, frame, rejects, _ = parse_all(write(tmp_path, text))
+    assert frame["row_number"].tolist() == [1, 3] and frame["last_name"].tolist() == ["Lee", "Kim"]
+    assert [r.row_number for r in rejects] == [2]
+    assert "'Owner 1 Last Name' is 131,073 characters long" in rejects[0].reason
+    assert len(rejects[0].raw["Owner 1 Last Name"]) < 1_100  # kept in the DLQ, cut
+    assert (upload.file_rows, upload.staged_rows, upload.rejected_rows) == (3, 2, 1)
 
 
-def test_nul_bytes_and_utf16_are_refused(tmp_path: Path) -> None:
+def test_a_stray_nul_byte_rejects_its_row_only(tmp_path: Path) -> None:
+    data = b"Address,Zip,City\n1 Main St,06418,Derby\n2 Ma\x00in St,06418,Derby\n3 Main St,06418,Der\x00by\n4 Oak,06418,Derby\n"
+    upload, frame, rejects, _ = parse_all(write(tmp_path, data, "nul.csv"))
+    assert frame["row_number"].tolist() == [1, 4]
+    assert [(r.row_number, "NUL" in r.reason) for r in rejects] == [(2, True), (3, True)]
+    assert "'Address'" in rejects[0].reason and "'City'" in rejects[1].reason
+    assert "\x00" not in str(rejects[0].raw) and rejects[0].raw["Address"] == "2 Ma\\0in St"
+
+
+def test_binary_and_utf16_files_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CsvFormatError, match="NUL") as error:
-        read_upload(write(tmp_path, b"Address,Zip\n1 Main\x00 St,06418\n", "nul.csv"))
-    assert error.value.line == 2
+        read_upload(write(tmp_path, "Address,Zip\n1 Main St,06418\n".encode("utf-16-le"), "u16le.csv"))
+    assert error.value.line == 1
     with pytest.raises(CsvFormatError, match="UTF-16"):
         read_upload(write(tmp_path, "Address,Zip\n".encode("utf-16"), "u16.csv"))
 
