@@ -16,7 +16,7 @@ def test_two_parallel_runs_verify_each_lead_exactly_once(candidates, insert_lead
                                                          sandbox_control, query) -> None:
     homes = candidates(60)
     insert_leads([h.lead(email=f"parallel{n}@example.com") for n, h in enumerate(homes)])
-    sandbox_control.set_faults(latency_ms=40)  # keep both runs in flight at the same time
+    sandbox_control.set_faults(latency_ms=200)  # keep both runs in flight at the same time (~3 s each)
     results: list[dg.ExecuteInProcessResult] = []
     start = threading.Barrier(2)
 
@@ -27,7 +27,7 @@ def test_two_parallel_runs_verify_each_lead_exactly_once(candidates, insert_lead
             [verified_leads],
             resources={"postgres": postgres, "melissa": melissa_resource(sandbox_url),
                        "batchdata": batchdata_resource(sandbox_url)},
-            run_config={"ops": {"verified_leads": {"config": {"chunk_size": 5, "prefetch_chunks": 1}}}},
+            run_config={"ops": {"verified_leads": {"config": {"chunk_size": 4, "prefetch_chunks": 1}}}},
             instance=dg.DagsterInstance.ephemeral(),
         ))
 
