@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from equity_assets.db.cluster import equity_home
 from equity_assets.db.resources import PostgresResource
 from equity_assets.security.signing import DEFAULT_TOLERANCE_S
+
+from .webhooks import WebhookSettings
 
 MIB = 1024 * 1024
 
@@ -38,6 +40,7 @@ class GatewaySettings:
     clock: Callable[[], float] = time.time
     postgres: PostgresResource | None = None  # None: PostgresResource() (EQUITY_DATABASE_URL or embedded)
     health_connect_timeout_s: int = 3
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def resolved_upload_dir(self) -> Path:
         """Where content-addressed upload files live."""
