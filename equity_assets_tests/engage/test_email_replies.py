@@ -138,17 +138,22 @@ def run_sensor(postgres, instance, cursor=None):
         return sensor(ctx)
 
 
-def test_sensor_requests_one_run_per_event_and_moves_its_cursor(db, postgres):
+def test_sensor_requests_runs_keyed_by_event_id_and_moves_its_cursor(db, postgres, monkeypatch):
+    from equity_assets.engage import sensors
+
+    monkeypatch.setattr(sensors, "EVENTS_PER_RUN", 2)
     add_lead(db, "s@example.com")
     first = add_event(db, "reply_received", "s@example.com", "yes")
     add_event(db, "email_opened", "s@example.com")  # not worth a run
     second = add_event(db, "lead_interested", "s@example.com")
+    third = add_event(db, "reply_received", "s@example.com", "no thanks")
     with dg.instance_for_test() as instance:
         result = run_sensor(postgres, instance)
         keys = [r.run_key for r in result.run_requests]
-        assert keys == [f"webhook_event:{first}", f"webhook_event:{second}"]
-        assert result.run_requests[0].run_config["ops"]["email_replies"]["config"]["event_ids"] == [first]
-        assert result.cursor == str(second)
+        assert keys == [f"webhook_event:{second}", f"webhook_event:{third}"]
+        configs = [r.run_config["ops"]["email_replies"]["config"]["event_ids"] for r in result.run_requests]
+        assert configs == [[first, second], [third]]
+        assert result.cursor == str(third)
         again = run_sensor(postgres, instance, cursor=result.cursor)
         assert not again.run_requests
         # A failed try whose retry time has come is requested again, keyed by its try number.

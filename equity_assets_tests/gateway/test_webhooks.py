@@ -107,14 +107,20 @@ def test_oversize_body_is_413(start_gateway):
     assert inbox(gateway) == []
 
 
-def test_webhooks_share_the_rate_limit_with_uploads(start_gateway):
-    gateway = start_gateway(rate_limit_per_window=3, rate_limit_window=timedelta(minutes=1))
+def test_webhooks_have_their_own_budget_in_the_shared_rate_limiter(start_gateway):
+    gateway = start_gateway(rate_limit_per_window=5, rate_limit_window=timedelta(minutes=1),
+                            webhooks=WebhookSettings(rate_limit_per_window=3))
     statuses = [post(gateway, "/v1/webhooks/instantly", reply_body(f"r{i}@x.com"), {HEADER: INSTANTLY_SECRET}).status_code
                 for i in range(3)]
     assert statuses == [200, 200, 200]
     limited = post(gateway, "/v1/webhooks/instantly", reply_body("late@x.com"), {HEADER: INSTANTLY_SECRET})
     assert limited.status_code == 429 and "Retry-After" in limited.headers
-    assert gateway.upload(b"a,b\r\n1,2\r\n").status_code == 429  # the same counter
+    assert limited.json()["error"] == "rate_limited"
+    # Unauthenticated requests are counted too, so a flood of bad secrets is throttled as well.
+    assert post(gateway, "/v1/webhooks/instantly", reply_body("x@x.com"), {HEADER: "bad"}).status_code == 429
+    assert gateway.upload(b"a,b\r\n1,2\r\n").status_code == 202  # uploads keep their own budget
+    keys = {r[0] for r in gateway.query("SELECT client_key FROM gateway_rate_limits")}
+    assert keys == {"127.0.0.1", "webhooks:127.0.0.1"}
     assert len(inbox(gateway)) == 3
 
 
