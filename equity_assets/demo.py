@@ -155,24 +155,26 @@ def submit_some_consents(postgres, sandbox_url: str, limit: int = 10) -> int:
     from .sandbox import SandboxControl
 
     with postgres.connection() as conn:
-        wanted = {r[0]: r[1] for r in conn.execute(
-            """SELECT l.email, b.instantly_campaign_id FROM leads l JOIN brokers b ON b.id = l.assigned_broker_id
+        wanted = {r[0]: (r[1], r[2]) for r in conn.execute(
+            """SELECT l.email, b.instantly_campaign_id, l.phone FROM leads l JOIN brokers b ON b.id = l.assigned_broker_id
                WHERE l.last_reply_intent IN ('interested', 'question') AND NOT l.consent
                  AND l.campaign_status <> 'do_not_contact' AND l.phone IS NOT NULL
                ORDER BY l.last_reply_at, l.id LIMIT %s""", (limit,))}
     control = SandboxControl(sandbox_url)
     links = {lead["email"]: lead["custom_variables"]["consent_url"]
-             for campaign in set(wanted.values()) for lead in control.campaign_leads(campaign)
+             for campaign in {c for c, _ in wanted.values()} for lead in control.campaign_leads(campaign)
              if lead["email"] in wanted}
-    granted = 0
+    statuses: list[int] = []
     for email, url in links.items():
         with requests.Session() as browser:
             page = browser.get(url, timeout=10)
             fields = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', page.text))
-            phone = fields.pop("phone", "")
-            answer = browser.post(url, timeout=10, data={**fields, "phone": phone, "agree": "yes"})
-            granted += answer.status_code == 200
-    print(f"consent links: {granted} of {len(links)} submitted and recorded")
+            # the lead confirms the number shown on the page
+            answer = browser.post(url, timeout=10, data={**fields, "phone": wanted[email][1], "agree": "yes"})
+            statuses.append(answer.status_code)
+    granted = statuses.count(200)
+    refused = ", ".join(f"HTTP {code}" for code in sorted(set(statuses) - {200}))
+    print(f"consent links: {granted} of {len(links)} recorded" + (f" (refused: {refused})" if refused else ""))
     return granted
 
 

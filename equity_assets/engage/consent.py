@@ -143,8 +143,11 @@ def revoke_by_link(conn: psycopg.Connection, token: str, *, now: datetime, ip: s
     lead_id = link_lead(conn, token, now=now, secret=secret)
     if lead_id is None:
         return False
+    # The number is on the do-not-call list from now on, so it is no longer a usable channel either.
     row = conn.execute(
-        "UPDATE leads SET consent = false WHERE id = %s RETURNING assigned_broker_id, consented_phone, phone",
+        """UPDATE leads SET consent = false,
+                  phone_verified = phone_verified AND phone IS DISTINCT FROM coalesce(consented_phone, phone)
+           WHERE id = %s RETURNING assigned_broker_id, consented_phone, phone""",
         (lead_id,),
     ).fetchone()
     broker_id, consented_phone, phone = row

@@ -15,7 +15,7 @@ Effects of one event, all in the transaction that marks it processed:
 * a revocation (unsubscribe, hostile, ``lead_unsubscribed``): every lead with that address turns
   ``do_not_contact`` with consent withdrawn, the address and the lead's phone numbers are
   suppressed, and ``lead_consent_audit`` gets a ``revoked`` row;
-* a bounce: the address is suppressed;
+* a bounce: the address is suppressed and no longer counts as verified;
 * out of office: nothing beyond the reply row;
 * ``pipeline_events``: ``email_replied`` for replies, ``consent_revoked`` / ``email_bounced`` too.
 """
@@ -193,6 +193,8 @@ def apply_effects(conn: psycopg.Connection, event_id: int, event: InstantlyEvent
         revoke(conn, event_id, event, verdict, leads, run_id=run_id)
     elif verdict.intent == "bounce":
         suppress_email(conn, event.lead_email, "bounce", f"bounced (webhook event {event_id})", lead_id)
+        # The address does not take mail: it is no longer a usable, verified channel.
+        conn.execute("UPDATE leads SET email_verified = false WHERE email = %s", (event.lead_email,))
         record_event(conn, "email_bounced", stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
                      idempotency_key=f"email_bounced:{event_id}")
 

@@ -21,6 +21,14 @@ SELECT id FROM webhook_events
 WHERE provider = %s AND status = 'pending' AND id > %s AND NOT (event_type = ANY(%s))
 ORDER BY id LIMIT %s
 """
+# Ids are handed out at insert but become visible at commit, so a slow transaction can commit an
+# id below the cursor; anything still untouched a minute later is requested on its own.
+_LATE_SQL = """
+SELECT id FROM webhook_events
+WHERE provider = %s AND status = 'pending' AND attempts = 0 AND id <= %s
+  AND received_at < now() - interval '1 minute' AND NOT (event_type = ANY(%s))
+ORDER BY id LIMIT %s
+"""
 _RETRY_SQL = """
 SELECT id, attempts FROM webhook_events
 WHERE provider = %s AND status = 'pending' AND attempts > 0 AND next_attempt_at <= now()
@@ -51,9 +59,11 @@ def instantly_webhook_sensor(context: dg.SensorEvaluationContext, postgres: Post
         new = [r[0] for r in conn.execute(_NEW_SQL, (PROVIDER, cursor, sorted(IGNORED_EVENT_TYPES),
                                                      EVENTS_PER_RUN * MAX_RUNS_PER_TICK))]
         retries = conn.execute(_RETRY_SQL, (PROVIDER, MAX_RUNS_PER_TICK)).fetchall()
+        late = [r[0] for r in conn.execute(_LATE_SQL, (PROVIDER, cursor, sorted(IGNORED_EVENT_TYPES), EVENTS_PER_RUN))]
     batches = [new[i:i + EVENTS_PER_RUN] for i in range(0, len(new), EVENTS_PER_RUN)]
     requests = [_request(batch, f"webhook_event:{batch[-1]}") for batch in batches]
     requests += [_request([i], f"webhook_event:{i}:try{tries + 1}") for i, tries in retries if i <= cursor]
+    requests += [_request([i], f"webhook_event:{i}:late") for i in late]
     if not requests:
         return dg.SensorResult(skip_reason="no new or due inbox events", cursor=str(cursor))
     return dg.SensorResult(run_requests=requests, cursor=str(max([cursor, *new])))

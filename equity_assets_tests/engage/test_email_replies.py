@@ -78,6 +78,8 @@ def test_bounce_suppresses_email_only_and_ooo_changes_nothing(db, postgres):
     assert suppressed(db, "email") == {"gone@example.com"}
     assert suppressed(db, "phone") == set()
     assert lead_row(db, bounced)[0] == "active"
+    assert db.execute("SELECT email_verified FROM leads WHERE id = %s", (bounced,)).fetchone()[0] is False
+    assert db.execute("SELECT email_verified FROM leads WHERE id = %s", (away,)).fetchone()[0] is True
     assert lead_row(db, away) == ("active", False, None, False)
     intents = {r[0] for r in db.execute("SELECT intent FROM email_replies")}
     assert intents == {"bounce", "out_of_office"}
@@ -161,6 +163,11 @@ def test_sensor_requests_runs_keyed_by_event_id_and_moves_its_cursor(db, postgre
                    (first,))
         retry = run_sensor(postgres, instance, cursor=result.cursor)
         assert [r.run_key for r in retry.run_requests] == [f"webhook_event:{first}:try2"]
+        # An event that committed below the cursor (a slow transaction) is picked up once it is late.
+        straggler = add_event(db, "reply_received", "s@example.com", "ok")
+        db.execute("UPDATE webhook_events SET received_at = now() - interval '5 minutes' WHERE id = %s", (straggler,))
+        late = run_sensor(postgres, instance, cursor=str(straggler + 10))
+        assert f"webhook_event:{straggler}:late" in [r.run_key for r in late.run_requests]
 
 
 def test_sensor_runs_apply_the_events(db, postgres):
