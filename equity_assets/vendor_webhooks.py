@@ -17,15 +17,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-#: Instantly's event types (all of them; which ones we act on is the engage domain's business).
-INSTANTLY_EVENT_TYPES = frozenset({
-    "email_sent", "email_opened", "email_link_clicked", "reply_received", "email_bounced",
-    "lead_unsubscribed", "lead_interested", "lead_not_interested", "lead_neutral",
-    "lead_meeting_booked", "lead_meeting_completed", "lead_closed", "lead_out_of_office",
-    "lead_wrong_person", "lead_no_show", "campaign_completed", "account_error",
-})
-
-
 class WireError(ValueError):
     """The body is not the JSON shape the provider sends; ``str()`` is safe to return to the caller."""
 

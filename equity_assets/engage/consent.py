@@ -76,10 +76,6 @@ def active_disclosure(conn: psycopg.Connection) -> tuple[str, str]:
     return row[0], row[1]
 
 
-def disclosure_exists(conn: psycopg.Connection, version: str) -> bool:
-    return conn.execute("SELECT 1 FROM consent_disclosures WHERE version = %s", (version,)).fetchone() is not None
-
-
 def load_page(conn: psycopg.Connection, token: str, *, now: datetime, secret: bytes | str | None = None) -> ConsentPage:
     """The page state of a link, without spending it."""
     try:

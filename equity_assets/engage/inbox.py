@@ -53,10 +53,6 @@ class Outcome:
     revocation: bool = False
 
 
-class UnknownLead(Exception):
-    """The event names an address no lead has (or none at all)."""
-
-
 def claim(conn: psycopg.Connection, event_id: int) -> int | None:
     """Count a try of a pending event and set its retry time (1, 4, 16 … minutes); None when it is
     no longer pending."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 
@@ -55,6 +54,3 @@ def add_event(conn: psycopg.Connection, event_type: str, email: str | None, text
         (uuid.uuid4().hex, event_type, Jsonb(payload)),
     ).fetchone()[0]
 
-
-def dumps(value: object) -> str:
-    return json.dumps(value, default=str)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import dagster as dg
 import pytest
 import requests
 
+from equity_assets.engage.assets import email_replies
 from equity_assets.gateway.webhooks import WebhookSettings
 from equity_assets.security.webhook_auth import hmac_timestamp_signature
 
@@ -165,8 +167,8 @@ def test_vapi_hmac_plan_over_raw_bytes(gateway, monkeypatch):
     assert len(inbox(gateway)) == 1
 
 
-def test_crash_between_commit_and_answer_keeps_the_event_once(start_gateway):
-    """The request dies after the commit; the provider's retry gets 200 and no second row."""
+def test_crash_between_commit_and_answer_is_processed_once(start_gateway):
+    """The request dies after the commit; the provider's retry gets 200, no second row, one reply."""
     crashes = []
 
     def crash(event_id: int) -> None:
@@ -181,3 +183,8 @@ def test_crash_between_commit_and_answer_keeps_the_event_once(start_gateway):
     retry = post(gateway, "/v1/webhooks/instantly", body, {HEADER: INSTANTLY_SECRET})
     assert retry.status_code == 200 and retry.json() == {"status": "duplicate", "event_id": crashes[0]}
     assert len(inbox(gateway)) == 1
+    with gateway.postgres.connection() as conn:
+        conn.execute("INSERT INTO leads (email) VALUES ('crash@x.com')")
+    for _ in range(2):  # the sensor's run and a manual re-run
+        assert dg.materialize([email_replies], resources={"postgres": gateway.postgres}).success
+    assert gateway.query("SELECT count(*), min(intent) FROM email_replies") == [(1, "interested")]
