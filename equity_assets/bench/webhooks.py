@@ -8,7 +8,8 @@ the client down. Every answer must be 200 after the event is committed; ``lost``
 events missing from ``webhook_events`` afterwards (must be 0).
 
 The rate limit is lifted for the run (one client IP sends everything) but still counted in the
-database on every request, as in production. Bounded: at most 2,000 req/s for 30 s, 127.0.0.1 only.
+database on every request, as in production. 100 warm-up requests (stored, not timed) open the
+gateway's connection pool first. Bounded: at most 2,000 req/s for 30 s, 127.0.0.1 only.
 Target: p99 < 50 ms at 500 req/s.
 """
 
@@ -33,6 +34,7 @@ TARGETS = {"rate": 500, "p99_ms": 50.0}
 MAX_RATE = 2000
 MAX_SECONDS = 30.0
 CONNECTIONS = 64
+WARM_UP = 100  # requests before the measured run (stored too, not timed)
 HOST = "127.0.0.1"
 SECRET = "bench-instantly-webhook-secret"
 
@@ -92,10 +94,17 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 async def _load(port: int, rate: int, seconds: float) -> tuple[list[float], dict[int, int], float]:
     total = int(rate * seconds)
-    payloads = [_request(port, i) for i in range(total)]
+    payloads = [_request(port, i) for i in range(WARM_UP, WARM_UP + total)]
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(CONNECTIONS):
         pool.put_nowait(await asyncio.open_connection(HOST, port))
+    # Warm up (not measured): the gateway opens its database pool on first use.
+    warm = [pool.get_nowait() for _ in range(CONNECTIONS)]
+    for i in range(WARM_UP):
+        reader, writer = warm[i % CONNECTIONS]
+        await _exchange(reader, writer, _request(port, i))
+    for connection in warm:
+        pool.put_nowait(connection)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     loop = asyncio.get_running_loop()
@@ -155,9 +164,9 @@ def run(rate: int = 500, seconds: float = 5.0) -> dict[str, Any]:
         "p50_ms": _percentile(latencies, 0.50),
         "p99_ms": p99,
         "max_ms": round(max(latencies), 2) if latencies else 0.0,
-        "stored": stored,
-        "lost": max(0, accepted - stored),
+        "stored": stored - WARM_UP,
+        "lost": max(0, accepted + WARM_UP - stored),
         "targets": TARGETS,
         "meets_target": rate >= TARGETS["rate"] and p99 < TARGETS["p99_ms"] and accepted == len(latencies)
-                        and stored == accepted,
+                        and stored == accepted + WARM_UP,
     }
