@@ -21,12 +21,19 @@ class WireError(ValueError):
     """The body is not the JSON shape the provider sends; ``str()`` is safe to return to the caller."""
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or :class:`WireError`."""
+    """The body as a JSON object in UTF-8 that PostgreSQL's jsonb also accepts, or :class:`WireError`."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise WireError("body is not valid JSON") from None
+        text = raw.decode("utf-8")
+        body = json.loads(text, parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError):
+        raise WireError("body is not valid UTF-8 JSON") from None
+    if "\\u0000" in text:
+        raise WireError("body contains a NUL character, which cannot be stored")
     if not isinstance(body, dict):
         raise WireError("body must be a JSON object")
     return body

@@ -17,9 +17,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from psycopg.types.json import Jsonb
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -36,7 +36,7 @@ KIB = 1024
 
 _STORE_SQL = """
 INSERT INTO webhook_events (provider, event_key, event_type, payload)
-VALUES (%s, %s, %s, %s)
+VALUES (%s, %s, %s, %s::jsonb)
 ON CONFLICT (provider, event_key) DO NOTHING
 RETURNING id
 """
@@ -80,7 +80,7 @@ async def instantly_webhook(request: Request) -> JSONResponse:
         event_type = wire.instantly_event_type(payload)
     except wire.WireError as exc:
         raise Rejection(400, "invalid_payload", str(exc)) from None
-    return await _store(request, "instantly", wire.instantly_event_key(raw), event_type, payload)
+    return await _store(request, "instantly", wire.instantly_event_key(raw), event_type, raw)
 
 
 @router.post("/v1/webhooks/vapi")
@@ -105,7 +105,7 @@ async def vapi_webhook(request: Request) -> JSONResponse:
         message = wire.vapi_message(payload)
     except wire.WireError as exc:
         raise Rejection(400, "invalid_payload", str(exc)) from None
-    return await _store(request, "vapi", wire.vapi_event_key(message, raw), message["type"], payload)
+    return await _store(request, "vapi", wire.vapi_event_key(message, raw), message["type"], raw)
 
 
 def _configured(env: str, provider: str) -> list[str]:
@@ -149,13 +149,18 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
 
 
 def _count_only(request: Request) -> RateDecision:
+    with request.app.state.gateway.connection() as conn:
+        return _count(conn, request)
+
+
+def _count(conn: psycopg.Connection, request: Request) -> RateDecision:
     """Count the request in a transaction of its own that does not wait for the WAL flush.
 
     All of a provider's requests update one counter row; holding its lock through a durable commit
     would serialize them on the disk. A count lost in a crash only lets a few requests more through.
     """
     settings = request.app.state.gateway.settings
-    with request.app.state.gateway.connection() as conn:
+    with conn.transaction():
         conn.execute("SET LOCAL synchronous_commit = off")
         return count_request(conn, f"webhooks:{client_ip(request) or 'unknown'}",
                              limit=settings.webhooks.rate_limit_per_window, window=settings.rate_limit_window)
@@ -172,10 +177,10 @@ def _rate_limited(request: Request, decision: RateDecision) -> Rejection:
     )
 
 
-def _insert(request: Request, provider: str, key: str, event_type: str, payload: dict) -> tuple[int, bool]:
-    """Store the event (a durable commit); (inbox id, whether it is new)."""
-    with request.app.state.gateway.connection() as conn:
-        row = conn.execute(_STORE_SQL, (provider, key, event_type, Jsonb(payload))).fetchone()
+def _insert(conn: psycopg.Connection, provider: str, key: str, event_type: str, raw: bytes) -> tuple[int, bool]:
+    """Store the event as received (a durable commit); (inbox id, whether it is new)."""
+    with conn.transaction():
+        row = conn.execute(_STORE_SQL, (provider, key, event_type, raw.decode("utf-8"))).fetchone()
         if row is not None:
             return row[0], True
         existing = conn.execute("SELECT id FROM webhook_events WHERE provider = %s AND event_key = %s",
@@ -184,16 +189,17 @@ def _insert(request: Request, provider: str, key: str, event_type: str, payload:
 
 
 def _count_and_insert(request: Request, provider: str, key: str, event_type: str,
-                      payload: dict) -> tuple[RateDecision, int | None, bool]:
-    decision = _count_only(request)
-    if not decision.allowed:
-        return decision, None, False
-    return (decision, *_insert(request, provider, key, event_type, payload))
+                      raw: bytes) -> tuple[RateDecision, int | None, bool]:
+    """Two transactions on one pooled connection: the quick count, then the durable insert."""
+    with request.app.state.gateway.connection() as conn:
+        decision = _count(conn, request)
+        if not decision.allowed:
+            return decision, None, False
+        return (decision, *_insert(conn, provider, key, event_type, raw))
 
 
-async def _store(request: Request, provider: str, key: str, event_type: str, payload: dict) -> JSONResponse:
-    decision, event_id, new = await run_in_threadpool(_count_and_insert, request, provider, key, event_type,
-                                                      payload)
+async def _store(request: Request, provider: str, key: str, event_type: str, raw: bytes) -> JSONResponse:
+    decision, event_id, new = await run_in_threadpool(_count_and_insert, request, provider, key, event_type, raw)
     if event_id is None:
         raise _rate_limited(request, decision)
     # Committed: from here on a crash loses only the answer, and the provider's retry is a duplicate.

@@ -95,6 +95,11 @@ def test_malformed_json_is_400(gateway):
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_payload"
     answer = post(gateway, "/v1/webhooks/instantly", b'{"lead_email": "a@b.c"}', {HEADER: INSTANTLY_SECRET})
     assert answer.status_code == 400
+    # Valid for Python, not for jsonb: refused up front instead of failing at the insert.
+    for body in (b'{"event_type": "reply_received", "x": NaN}', b'{"event_type": "reply_received", "x": "a\\u0000"}',
+                 '{"event_type": "reply_received"}'.encode("utf-16")):
+        assert post(gateway, "/v1/webhooks/instantly", body, {HEADER: INSTANTLY_SECRET}).status_code == 400
+    assert inbox(gateway) == []
 
 
 def test_oversize_body_is_413(start_gateway):
