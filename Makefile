@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup postgres db demo test dev bench clean
+.PHONY: setup postgres chromium db demo test dev bench clean
 
 setup: $(STAMP) postgres
 
@@ -24,13 +24,20 @@ postgres: $(STAMP)
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else $(BIN)/pip install --quiet 'pgserver>=0.1.4'; fi; }
 
+# The consent-page tests drive Debian's chromium through Playwright (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "WARNING: /usr/bin/chromium is missing and this is not root: browser tests will be SKIPPED" >&2; fi; }
+
 db: setup
 	$(BIN)/equity db start
 
 demo: db
 	$(BIN)/equity demo
 
-test: db
+test: db chromium
 	$(BIN)/pytest -q
 
 dev: db

@@ -176,6 +176,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replies_classify(args: argparse.Namespace) -> int:
+    """JSON lines {"text", "subject"} on stdin → one JSON line {"intent", "revocation", "confidence"} each."""
+    from .engage.classifier import classify
+
+    status = 0
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text", ""), str):
+                raise ValueError("expected an object with a string \"text\"")
+        except ValueError as exc:
+            print(json.dumps({"error": f"line {number}: {exc}"}), flush=True)
+            status = 1
+            continue
+        subject = item.get("subject")
+        print(json.dumps(classify(item.get("text") or "", subject if isinstance(subject, str) else None).as_dict()),
+              flush=True)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,11 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.set_defaults(func=cmd_sandbox)
 
+    replies = sub.add_parser("replies", help="the reply classifier")
+    replies_sub = replies.add_subparsers(dest="replies_command", required=True)
+    replies_sub.add_parser("classify", help="JSON lines {text, subject} on stdin -> {intent, revocation, confidence}"
+                           ).set_defaults(func=cmd_replies_classify)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
-    bench.add_argument("bench", choices=["ingest", "verify", "campaign"])
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks"])
     bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
     bench.add_argument("--leads", type=int, help="verify/campaign: leads in the database")
     bench.add_argument("--brokers", type=int, help="campaign/verify: brokers")
+    bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
+    bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.set_defaults(func=cmd_bench)
     return parser

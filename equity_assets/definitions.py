@@ -3,6 +3,7 @@
 import dagster as dg
 
 from .campaign import definitions as campaign
+from .engage import definitions as engage
 from .ingest import definitions as ingest
 from .observe import definitions as observe
 from .verify import definitions as verify
@@ -12,6 +13,7 @@ defs = dg.Definitions.merge(
     ingest.defs,
     verify.defs,
     campaign.defs,
+    engage.defs,
     observe.defs,
     dg.Definitions(resources=build_resources()),
 )

@@ -3,7 +3,10 @@
 It starts the sandbox (vendor simulators) and the gateway in this process, uploads a signed
 synthetic PropStream export through the gateway, lets the upload sensor request the ingest run,
 runs it, then verification, the contactable set and the latest weekday's campaign batch (pushed to
-the sandbox's Instantly), and prints counts per stage. Running it again is safe: the
+the sandbox's Instantly). The sandbox answers the push with Instantly webhooks (sent, replies,
+bounces, unsubscribes) posted to the gateway's inbox; the webhook sensor turns them into
+`email_replies` runs, a few interested leads open their mailed consent link and agree, and the
+demo prints counts per stage. Running it again is safe: the
 gateway refuses the same file as a replay (409) and every stage is idempotent.
 """
 
@@ -90,7 +93,7 @@ def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, **kwa
 
 
 def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
-    """verification → contactable set → the latest weekday's campaign batch → funnel."""
+    """verification → contactable set → the latest weekday's campaign batch."""
     from .campaign.partitions import campaign_days
 
     day = campaign_days.get_last_partition_key()
@@ -98,9 +101,81 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
         run_job(defs, instance, "verified_leads_job"),
         run_job(defs, instance, "contactable_leads_job"),
         run_job(defs, instance, "daily_campaign_job", partition_key=day),
-        run_job(defs, instance, "pipeline_funnel_job"),
     ]
     return all(steps)
+
+
+def register_instantly_webhook(sandbox_url: str, gateway_url: str) -> None:
+    """Register the gateway's inbox with (sandbox) Instantly, with our shared-secret header."""
+    import requests
+
+    from .sandbox import SandboxConfig
+    from .security.webhook_auth import INSTANTLY_SECRET_HEADER, INSTANTLY_SECRETS_ENV, env_secrets
+
+    answer = requests.post(
+        f"{sandbox_url}/api/v2/webhooks", timeout=10,
+        headers={"Authorization": f"Bearer {SandboxConfig().instantly_api_key}"},
+        json={"target_hook_url": f"{gateway_url}/v1/webhooks/instantly", "event_type": "all_events",
+              "headers": {INSTANTLY_SECRET_HEADER: env_secrets(INSTANTLY_SECRETS_ENV)[0]}},
+    )
+    answer.raise_for_status()
+
+
+def run_webhook_sensor(defs: dg.Definitions, instance: dg.DagsterInstance) -> int:
+    """Tick the Instantly webhook sensor until it finds nothing new, running what it requests."""
+    sensor = defs.resolve_sensor_def("instantly_webhook_sensor")
+    job = defs.resolve_job_def("email_replies_job")
+    state_key = "equity/demo/instantly_webhook_sensor_cursor"
+    runs = failed = 0
+    while True:
+        cursor = instance.run_storage.get_cursor_values({state_key}).get(state_key)
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources) as ctx:
+            result = sensor(ctx)
+        if result.cursor:
+            instance.run_storage.set_cursor_values({state_key: result.cursor})
+        requests = list(result.run_requests or [])
+        if not requests:
+            break
+        for request in requests:
+            outcome = job.execute_in_process(instance=instance, run_config=request.run_config,
+                                             tags={**request.tags, "dagster/run_key": request.run_key},
+                                             raise_on_error=False)
+            runs += 1
+            failed += not outcome.success
+    print(f"webhook sensor: {runs} email_replies run(s){f', {failed} FAILED' if failed else ''}")
+    return failed == 0
+
+
+def submit_some_consents(postgres, sandbox_url: str, limit: int = 10) -> int:
+    """Interested leads open the consent link they were mailed and agree, in a plain HTTP client."""
+    import re
+
+    import requests
+
+    from .sandbox import SandboxControl
+
+    with postgres.connection() as conn:
+        wanted = {r[0]: (r[1], r[2]) for r in conn.execute(
+            """SELECT l.email, b.instantly_campaign_id, l.phone FROM leads l JOIN brokers b ON b.id = l.assigned_broker_id
+               WHERE l.last_reply_intent IN ('interested', 'question') AND NOT l.consent
+                 AND l.campaign_status <> 'do_not_contact' AND l.phone IS NOT NULL
+               ORDER BY l.last_reply_at, l.id LIMIT %s""", (limit,))}
+    control = SandboxControl(sandbox_url)
+    links = {lead["email"]: lead["custom_variables"]["consent_url"]
+             for campaign in {c for c, _ in wanted.values()} for lead in control.campaign_leads(campaign)
+             if lead["email"] in wanted}
+    statuses: list[int] = []
+    for email, url in links.items():
+        with requests.Session() as browser:
+            page = browser.get(url, timeout=10)
+            fields = dict(re.findall(r'name="([a-z_]+)" value="([^"]*)"', page.text))
+            # the lead confirms the number shown on the page
+            answer = browser.post(url, timeout=10, data={**fields, "phone": wanted[email][1], "agree": "yes"})
+            statuses.append(answer.status_code)
+    granted = statuses.count(200)
+    refused = ", ".join(f"HTTP {code}" for code in sorted(set(statuses) - {200}))
+    print(f"consent links: {granted} of {len(links)} recorded" + (f" (refused: {refused})" if refused else ""))
+    return granted
 
 
 def print_funnel(postgres) -> None:
@@ -112,6 +187,10 @@ def print_funnel(postgres) -> None:
             "SELECT batch_date::text, status, count(*) FROM campaign_sends GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
         leads = conn.execute("SELECT campaign_status::text, count(*) FROM leads GROUP BY 1 ORDER BY 1").fetchall()
         dlq = conn.execute("SELECT stage, count(*) FROM pipeline_dlq WHERE status = 'pending' GROUP BY 1").fetchall()
+        replies = conn.execute("SELECT intent, count(*) FROM email_replies GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        consent = conn.execute(
+            "SELECT count(*) FILTER (WHERE consent), count(*) FILTER (WHERE campaign_status = 'do_not_contact') "
+            "FROM leads").fetchone()
     print("\nfunnel (pipeline_events):")
     for event_type, n in rows:
         print(f"  {event_type:<24} {n:>8}")
@@ -121,6 +200,10 @@ def print_funnel(postgres) -> None:
     print("campaign sends (date, status):")
     for day, status, n in sent or [("(none)", "", 0)]:
         print(f"  {day} {status:<13} {n:>8}")
+    print("email replies by intent:")
+    for intent, n in replies or [("(none)", 0)]:
+        print(f"  {intent:<24} {n:>8}")
+    print(f"leads with written consent: {consent[0]}, do-not-contact: {consent[1]}")
     print("dead-letter queue (pending):")
     for stage, n in dlq or [("(empty)", 0)]:
         print(f"  {stage:<24} {n:>8}")
@@ -133,18 +216,28 @@ def run_demo() -> int:
     # demo-only secrets when none are configured (links minted here die with this run's secret)
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
+    os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
     with tempfile.TemporaryDirectory() as tmp, running_sandbox() as sandbox_url, \
             running_gateway(GatewaySettings()) as gateway_url:
         os.environ["EQUITY_SANDBOX_URL"] = sandbox_url
+        os.environ.setdefault("EQUITY_CONSENT_BASE_URL", gateway_url)
         from .definitions import defs  # resources read EQUITY_SANDBOX_URL at import
+        from .sandbox import SandboxControl
 
         print(f"sandbox {sandbox_url}, gateway {gateway_url}")
+        register_instantly_webhook(sandbox_url, gateway_url)
         upload_demo_file(gateway_url, Path(tmp))
         seed_demo_brokers(defs.resources["postgres"])
+        postgres = defs.resources["postgres"]
         with dg.DagsterInstance.get() as instance:
             ingest(defs, instance)
             ok = run_downstream(defs, instance)
-        postgres = defs.resources["postgres"]
+            deliveries = SandboxControl(sandbox_url).wait_for_webhooks()
+            print(f"instantly webhooks: {deliveries['delivered']} delivered, {deliveries['failed']} failed "
+                  f"{deliveries['by_type']}")
+            ok = run_webhook_sensor(defs, instance) and ok
+            submit_some_consents(postgres, sandbox_url)
+            ok = run_job(defs, instance, "pipeline_funnel_job") and ok
         try:
             print_funnel(postgres)
         finally:

@@ -34,6 +34,8 @@ from .ratelimit import count_request, prune_rate_limit_windows
 from .records import NewUpload, UploadOutcome, record_upload
 from .settings import GatewaySettings
 from .storage import StagedFile, remove_stale_temp_files
+from .consent_page import router as consent_router
+from .webhooks import router as webhooks_router
 
 log = logging.getLogger("equity_assets.gateway")
 
@@ -87,6 +89,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_api_route("/healthz", healthz, methods=["GET"])
     app.add_api_route("/v1/uploads", create_upload, methods=["POST"], status_code=202,
                       dependencies=[Depends(enforce_rate_limit)])
+    app.include_router(webhooks_router)
+    app.include_router(consent_router, dependencies=[Depends(enforce_rate_limit)])
     return app
 
 

@@ -14,6 +14,8 @@ from equity_assets.db.cluster import equity_home
 from equity_assets.db.resources import PostgresResource
 from equity_assets.security.signing import DEFAULT_TOLERANCE_S
 
+from .webhooks import WebhookSettings
+
 MIB = 1024 * 1024
 TRUSTED_PROXIES_ENV = "EQUITY_GATEWAY_TRUSTED_PROXIES"
 
@@ -52,6 +54,7 @@ class GatewaySettings:
     health_connect_timeout_s: int = 3
     # Empty: the TCP peer is the client (any client can write X-Forwarded-For, so it is ignored).
     trusted_proxies: tuple[str, ...] = field(default_factory=trusted_proxies_from_env)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def resolved_upload_dir(self) -> Path:
         """Where content-addressed upload files live."""

@@ -91,3 +91,10 @@ async def list_leads(list_id: str, request: Request) -> Response:
 def _leads_response(state: SandboxState, kind: str, target_id: str) -> Response:
     leads = list(state.instantly.targets.get((kind, target_id), {}).values())
     return json_response({f"{kind}_id": target_id, "count": len(leads), "leads": leads})
+
+
+@router.get("/webhooks")
+async def webhook_deliveries(request: Request) -> Response:
+    """Instantly webhook deliveries: queued, delivered, failed, retries, pending, per event type."""
+    sender = _state(request).webhooks
+    return json_response({**sender.stats.as_dict(sender.pending), "registrations": len(sender.registrations)})

@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from equity_assets.sandbox import admin, batchdata, instantly, melissa
+from equity_assets.sandbox import admin, batchdata, instantly, instantly_webhooks, melissa
 from equity_assets.sandbox.config import SandboxConfig
 from equity_assets.sandbox.faults import inject_fault
 from equity_assets.sandbox.state import SandboxState
 
 #: The vendor paths the sandbox serves (all POST), e.g. for per-path fault overrides.
-VENDOR_PATHS = {"melissa": melissa.PATH, "batchdata": batchdata.PATH, "instantly": instantly.PATH}
+VENDOR_PATHS = {"melissa": melissa.PATH, "batchdata": batchdata.PATH, "instantly": instantly.PATH,
+                "instantly_webhooks": instantly_webhooks.PATH}
 
 
 def create_app(config: SandboxConfig | None = None) -> FastAPI:
@@ -25,6 +26,7 @@ def create_app(config: SandboxConfig | None = None) -> FastAPI:
     app.include_router(melissa.router)
     app.include_router(batchdata.router)
     app.include_router(instantly.router)
+    app.include_router(instantly_webhooks.router)
     app.include_router(admin.router)
     app.middleware("http")(_vendor_front_door)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -44,6 +45,19 @@ class SandboxControl:
     def list_leads(self, list_id: str) -> list[dict[str, Any]]:
         """Leads an Instantly list holds, each with its ``upload_count``."""
         return self._call("GET", f"/_sandbox/instantly/lists/{list_id}/leads")["leads"]
+
+    def webhook_deliveries(self) -> dict[str, Any]:
+        """Instantly webhook delivery counters (``delivered``, ``failed``, ``pending``, ``by_type`` …)."""
+        return self._call("GET", "/_sandbox/webhooks")
+
+    def wait_for_webhooks(self, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Block until every queued webhook was delivered or given up; returns the counters."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            counters = self.webhook_deliveries()
+            if counters["pending"] == 0 or time.monotonic() > deadline:
+                return counters
+            time.sleep(0.1)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = requests.request(method, self.base_url + path, timeout=self.timeout, **kwargs)

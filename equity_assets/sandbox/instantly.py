@@ -1,5 +1,7 @@
 """Simulated Instantly API v2 bulk lead upload: ``POST /api/v2/leads/add``.
 
+Leads added to a campaign trigger the registered webhooks (see ``instantly_webhooks``).
+
 Bearer key, per-workspace rate limit (429 + ``Retry-After``), exactly one of ``campaign_id`` /
 ``list_id``, at most 1,000 leads per call, ``skip_if_in_campaign`` / ``skip_if_in_workspace``
 honoured. Every accepted lead is kept so tests can see what actually reached "Instantly".
@@ -45,7 +47,10 @@ async def add_leads(request: Request) -> Response:
         return _error(400, "Bad Request", problem)
     leads: list[dict[str, Any]] = payload["leads"]
     state.stats.records["instantly_leads"] += len(leads)
-    return json_response(_store_leads(state.instantly, payload, leads, seed=state.config.seed))
+    answer = _store_leads(state.instantly, payload, leads, seed=state.config.seed)
+    if payload.get("campaign_id"):
+        state.webhooks.leads_pushed(payload["campaign_id"], answer["created_leads"])
+    return json_response(answer)
 
 
 def _validation_problem(payload: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from equity_assets.sandbox.config import FaultKnobs, SandboxConfig
+from equity_assets.sandbox.instantly_webhooks import DeliveryStats, WebhookSender
 
 
 @dataclass
@@ -104,6 +105,7 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        self.webhooks = WebhookSender(config.seed)  # one delivery thread per server, kept across resets
         self.reset()
 
     def reset(self) -> None:
@@ -115,6 +117,8 @@ class SandboxState:
         self.stats = SandboxStats()
         self.instantly = InstantlyWorkspace(plan_leads=config.instantly_plan_leads)
         self._limiters: dict[str, tuple[SlidingWindowLimiter, SlidingWindowLimiter]] = {}
+        self.webhooks.registrations.clear()
+        self.webhooks.stats = DeliveryStats()
 
     def knobs_for(self, path: str) -> FaultKnobs:
         """The knobs in force on ``path``: its override if one is set, else the global knobs."""
