@@ -34,7 +34,8 @@ from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import SandboxConfig, SandboxControl
 from equity_assets.verify.checks import queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable
 from equity_assets.verify.assets import verified_leads
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
+from equity_assets.vendors.batchdata import BatchDataResource
+from equity_assets.vendors.melissa import MelissaResource
 
 # (city, state, zip, county); the last two states get no broker, to exercise "unassigned".
 _PLACES = (

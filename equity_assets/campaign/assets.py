@@ -22,7 +22,7 @@ from .contactable import refresh_contactable
 from .feeder import select_day
 from .partitions import CAMPAIGN_TIMEZONE, campaign_days
 from .push import DayPush, push_day, withdraw_uncontactable
-from .resources import InstantlyResource
+from ..vendors.instantly import InstantlyResource
 
 #: Where consent links point when neither run config nor EQUITY_CONSENT_BASE_URL says (the gateway).
 DEFAULT_CONSENT_BASE_URL = "http://127.0.0.1:8080"

@@ -22,11 +22,10 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from ..http import ProviderAuthError, ProviderHTTPError
+from ..vendors.http import ProviderAuthError, ProviderHTTPError
 from ..observe.events import DeadLetter, send_to_dlq
 from ..security.consent import build_token, consent_secret, consent_url, mint_many
-from .models import ChunkResult, InstantlyLead
-from .resources import InstantlyChunkError, InstantlyResource
+from ..vendors.instantly import ChunkResult, InstantlyChunkError, InstantlyLead, InstantlyResource
 
 STAGE = "instantly_campaign_leads"
 #: A link that dies within this long after sending is not worth mailing: mint a fresh one.

@@ -16,7 +16,8 @@ from equity_assets.db.resources import PostgresResource
 from equity_assets.observe.events import record_event
 from equity_assets.verify.assignment import AssignmentCounts, assign_leads
 from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
+from equity_assets.vendors.batchdata import BatchDataResource
+from equity_assets.vendors.melissa import MelissaResource
 from equity_assets.verify.router import ProviderRouter, RoutingResult
 from equity_assets.verify.scoring import ScoreWeights
 from equity_assets.verify.store import STAGE, DueCursor, WriteCounts, claim_due_leads, dead_letter, write_verdicts

@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 
 from equity_assets.campaign.definitions import defs as campaign_defs
-from equity_assets.campaign.resources import InstantlyResource
+from equity_assets.vendors.instantly import InstantlyResource
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import SandboxConfig
 

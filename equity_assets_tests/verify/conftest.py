@@ -24,8 +24,10 @@ from equity_assets.verify.checks import (
     verification_dead_letters,
 )
 from equity_assets.verify.assets import verified_leads
-from equity_assets.verify.models import ContactInput, PersonatorResult, SkipTraceInput, SkipTraceResult
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
+from equity_assets.vendors.batchdata import SkipTraceInput, SkipTraceResult
+from equity_assets.vendors.melissa import ContactInput, PersonatorResult
+from equity_assets.vendors.batchdata import BatchDataResource
+from equity_assets.vendors.melissa import MelissaResource
 
 MELISSA_PATH = VENDOR_PATHS["melissa"]
 BATCHDATA_PATH = VENDOR_PATHS["batchdata"]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from equity_assets.http import (
+from equity_assets.vendors.http import (
     ProviderHTTPError,
     ProviderUnavailableError,
     build_session,

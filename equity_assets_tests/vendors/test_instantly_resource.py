@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from equity_assets.campaign.models import InstantlyLead
-from equity_assets.campaign.resources import InstantlyChunkError, InstantlyResource
+from equity_assets.vendors.instantly import InstantlyLead
+from equity_assets.vendors.instantly import InstantlyChunkError, InstantlyResource
 from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 
 INSTANTLY = VENDOR_PATHS["instantly"]
