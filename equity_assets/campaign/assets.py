@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..db.resources import PostgresResource
-from ..observe.events import record_event
+from ..observe.events import Event, Stage, record_event
 from ..security.consent import consent_secret
 from .contactable import refresh_contactable
 from .feeder import select_day
@@ -89,7 +89,7 @@ def contactable_leads(
         counts = refresh_contactable(
             conn, full=config.full_rebuild, lookback=timedelta(minutes=config.lookback_minutes)
         )
-        record_event(conn, "contactable_refreshed", stage="contactable_leads", count=counts.size,
+        record_event(conn, Event.CONTACTABLE_REFRESHED, stage=Stage.CONTACTABLE_LEADS, count=counts.size,
                      duration_ms=int(counts.seconds * 1000), run_id=context.run.run_id, payload=counts.as_metadata())
     context.log.info("contactable set: %s", counts.as_metadata())
     return dg.MaterializeResult(

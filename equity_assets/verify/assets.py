@@ -13,7 +13,7 @@ import psycopg
 from pydantic import Field
 
 from equity_assets.db.resources import PostgresResource
-from equity_assets.observe.events import record_event
+from equity_assets.observe.events import Event, record_event
 from equity_assets.verify.assignment import AssignmentCounts, assign_leads
 from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
 from equity_assets.vendors.batchdata import BatchDataResource
@@ -112,7 +112,7 @@ def verified_leads(
     with postgres.connection() as conn:
         assignment = assign_leads(conn)
         record_event(
-            conn, "lead_queued", stage=STAGE, count=assignment.queued, run_id=context.run.run_id,
+            conn, Event.LEAD_QUEUED, stage=STAGE, count=assignment.queued, run_id=context.run.run_id,
             payload=assignment.as_metadata(), idempotency_key=f"{STAGE}:{_attempt_key(context)}:lead_queued",
         )
     seconds = time.perf_counter() - started
@@ -263,7 +263,7 @@ def _record_chunk_events(
     """`email_verified` / `phone_verified` funnel events for one chunk (idempotent per run attempt)."""
     duration_ms = int((time.perf_counter() - started) * 1000)
     payload = {"chunk": chunk, "verified": written.verified, "dlq": len(routing.unrouted), "matched": routing.matched}
-    for event_type, count in (("email_verified", written.usable_email), ("phone_verified", written.usable_phone)):
+    for event_type, count in ((Event.EMAIL_VERIFIED, written.usable_email), (Event.PHONE_VERIFIED, written.usable_phone)):
         record_event(
             conn, event_type, stage=STAGE, count=count, duration_ms=duration_ms, run_id=context.run.run_id,
             payload=payload, idempotency_key=f"{STAGE}:{_attempt_key(context)}:{chunk}:{event_type}",

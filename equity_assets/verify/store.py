@@ -18,11 +18,12 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from equity_assets.observe.events import DeadLetter, Stage, upsert_dead_letters
 from equity_assets.verify.router import Unrouted
 from equity_assets.verify.scoring import ScoreWeights, score_leads, score_sql
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict
 
-STAGE = "verified_leads"
+STAGE = Stage.VERIFIED_LEADS
 #: Statuses whose leads are (re-)verified; matches the partial index leads_verification_due_idx.
 _DUE_STATUSES = "('new', 'queued', 'active', 'replied')"
 
@@ -419,39 +420,12 @@ def fold_mak_twins(conn: psycopg.Connection, *, source_ref: str) -> tuple[int, i
 # dead letters
 # ---------------------------------------------------------------------------------------------
 
-_DEAD_LETTER = """
-WITH incoming AS (
-    SELECT * FROM unnest(%(refs)s::text[], %(reasons)s::text[], %(payloads)s::jsonb[]) AS i(source_ref, reason, payload)
-), bumped AS (
-    -- one pending row per lead: a repeat failure counts an attempt instead of adding a row
-    UPDATE pipeline_dlq d
-    SET attempts = d.attempts + 1, reason = i.reason, payload = i.payload, run_id = %(run_id)s
-    FROM incoming i
-    WHERE d.stage = %(stage)s AND d.status = 'pending' AND d.source_ref = i.source_ref
-    RETURNING d.source_ref
-)
-INSERT INTO pipeline_dlq (stage, source_ref, reason, payload, attempts, run_id)
-SELECT %(stage)s, i.source_ref, i.reason, i.payload, 1, %(run_id)s
-FROM incoming i
-WHERE i.source_ref NOT IN (SELECT source_ref FROM bumped)
-"""
-
-
 def dead_letter(conn: psycopg.Connection, unrouted: Sequence[Unrouted], *, run_id: str) -> int:
     """Record leads no provider could verify; they stay due and are retried after the back-off.
 
     The payload names the lead and each provider's failure, never the lead's contact data.
     """
-    if not unrouted:
-        return 0
-    conn.execute(
-        _DEAD_LETTER,
-        {
-            "refs": [dlq_ref(u.lead.id) for u in unrouted],
-            "reasons": [u.reason for u in unrouted],
-            "payloads": [Jsonb({"lead_id": u.lead.id, "errors": u.errors}) for u in unrouted],
-            "run_id": run_id,
-            "stage": STAGE,
-        },
-    )
-    return len(unrouted)
+    letters = [
+        DeadLetter(u.reason, dlq_ref(u.lead.id), payload={"lead_id": u.lead.id, "errors": u.errors}) for u in unrouted
+    ]
+    return upsert_dead_letters(conn, STAGE, letters, run_id=run_id)
