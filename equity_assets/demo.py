@@ -90,12 +90,13 @@ def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, **kwa
 
 
 def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
-    """verification → contactable set → the latest weekday's campaign batch → funnel."""
+    """verification → scoring and assignment → contactable set → the latest weekday's campaign batch → funnel."""
     from .campaign.partitions import campaign_days
 
     day = campaign_days.get_last_partition_key()
     steps = [
         run_job(defs, instance, "verified_leads_job"),
+        run_job(defs, instance, "scored_leads_job"),
         run_job(defs, instance, "contactable_leads_job"),
         run_job(defs, instance, "daily_campaign_job", partition_key=day),
         run_job(defs, instance, "pipeline_funnel_job"),

@@ -32,7 +32,9 @@ import requests
 from equity_assets.bench.common import fresh_database
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import SandboxConfig, SandboxControl
-from equity_assets.verify.checks import queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable
+from equity_assets.campaign.assets import scored_leads
+from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable
+from equity_assets.verify.checks import suppressed_channels_are_not_usable
 from equity_assets.verify.assets import verified_leads
 from equity_assets.vendors.batchdata import BatchDataResource
 from equity_assets.vendors.melissa import MelissaResource
@@ -106,7 +108,7 @@ def run(
         keys = SandboxConfig()
         started = time.perf_counter()
         result = dg.materialize(
-            [verified_leads, queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable],
+            [verified_leads, scored_leads, queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable],
             resources={
                 "postgres": postgres,
                 "melissa": MelissaResource(license_key=keys.melissa_license_key, base_url=sandbox_url,
@@ -121,6 +123,8 @@ def run(
         postgres.close()
         (materialization,) = result.asset_materializations_for_node("verified_leads")
         meta = {k: v.value for k, v in materialization.metadata.items()}
+        (scored,) = result.asset_materializations_for_node("scored_leads")
+        assignment = {k: v.value for k, v in scored.metadata.items()}
         stats = SandboxControl(sandbox_url).stats()
     leads_per_s = round(meta["leads_verified"] / seconds, 1)
     return {
@@ -140,8 +144,8 @@ def run(
         "suppressed": meta["suppressed"],
         "dlq": meta["dlq"],
         "merged_by_mak": meta["merged_by_mak"],
-        "assigned": meta["assigned"],
-        "unassigned_no_broker": meta["unassigned_no_broker"],
+        "assigned": assignment["assigned"],
+        "unassigned_no_broker": assignment["unassigned_no_broker"],
         "checks_passed": all(e.passed for e in result.get_asset_check_evaluations()),
         "brokers": brokers,
         "latency_ms": latency_ms,

@@ -1,4 +1,5 @@
-"""Blocking checks on `daily_campaign_batch`: they gate `instantly_campaign_leads` (the push).
+"""Blocking checks on `daily_campaign_batch` (they gate `instantly_campaign_leads`, the push) and on
+`scored_leads` (only assigned, contactable leads are queued).
 
 Each one looks at the batch dates the run materialized (all dates when run on its own) and
 reports the number of violations plus a few example ids (lead and broker ids, never emails).
@@ -14,7 +15,7 @@ import dagster as dg
 import psycopg
 
 from ..db.resources import PostgresResource
-from .assets import daily_campaign_batch
+from .assets import daily_campaign_batch, scored_leads
 from .partitions import campaign_days
 
 SAMPLE = 5
@@ -131,3 +132,27 @@ def no_suppressed_or_dnc_lead(context: dg.AssetCheckExecutionContext, postgres: 
 
 
 campaign_batch_checks = [no_lead_in_two_batches, broker_daily_cap_held, no_suppressed_or_dnc_lead]
+
+
+_QUEUED_PROBLEMS = """
+SELECT count(*) FILTER (WHERE assigned_broker_id IS NULL),
+       count(*) FILTER (WHERE NOT (email_verified OR phone_verified)),
+       count(*) FILTER (WHERE litigator OR deceased)
+FROM leads WHERE campaign_status = 'queued'
+"""
+
+
+@dg.asset_check(
+    asset=scored_leads,
+    blocking=True,
+    description="Every queued lead has a broker and a usable channel, and is neither a litigator nor deceased.",
+)
+def queued_leads_are_assigned_and_contactable(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """The campaign feeder takes queued leads as they are: an orphan or uncontactable one must not be queued."""
+    with postgres.connection() as conn:
+        no_broker, no_channel, flagged = conn.execute(_QUEUED_PROBLEMS).fetchone()
+    return dg.AssetCheckResult(
+        passed=no_broker == 0 and no_channel == 0 and flagged == 0,
+        metadata={"queued_without_broker": no_broker, "queued_without_usable_channel": no_channel,
+                  "queued_litigator_or_deceased": flagged},
+    )

@@ -6,13 +6,6 @@ from equity_assets.db.resources import PostgresResource
 from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.store import STAGE
 
-_QUEUED_PROBLEMS = """
-SELECT count(*) FILTER (WHERE assigned_broker_id IS NULL),
-       count(*) FILTER (WHERE NOT (email_verified OR phone_verified)),
-       count(*) FILTER (WHERE litigator OR deceased)
-FROM leads WHERE campaign_status = 'queued'
-"""
-
 _SUPPRESSED_BUT_USABLE = """
 SELECT count(*) FILTER (WHERE l.email_verified AND EXISTS (
            SELECT 1 FROM suppression_list s WHERE s.channel = 'email' AND s.value = l.email
@@ -31,22 +24,6 @@ WHERE (l.email_verified OR l.phone_verified)
 RECENT_HOURS = 24
 
 _PENDING_DEAD_LETTERS = "SELECT count(*), min(created_at) FROM pipeline_dlq WHERE stage = %(stage)s AND status = 'pending'"
-
-
-@dg.asset_check(
-    asset=verified_leads,
-    blocking=True,
-    description="Every queued lead has a broker and a usable channel, and is neither a litigator nor deceased.",
-)
-def queued_leads_are_assigned_and_contactable(postgres: PostgresResource) -> dg.AssetCheckResult:
-    """The campaign feeder takes queued leads as they are: an orphan or uncontactable one must not be queued."""
-    with postgres.connection() as conn:
-        no_broker, no_channel, flagged = conn.execute(_QUEUED_PROBLEMS).fetchone()
-    return dg.AssetCheckResult(
-        passed=no_broker == 0 and no_channel == 0 and flagged == 0,
-        metadata={"queued_without_broker": no_broker, "queued_without_usable_channel": no_channel,
-                  "queued_litigator_or_deceased": flagged},
-    )
 
 
 @dg.asset_check(

@@ -7,7 +7,6 @@ import dagster as dg
 
 from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.checks import (
-    queued_leads_are_assigned_and_contactable,
     suppressed_channels_are_not_usable,
     verification_dead_letters,
 )
@@ -16,7 +15,6 @@ from equity_assets.verify.sensors import verification_due_sensor, verified_leads
 defs = dg.Definitions(
     assets=[verified_leads],
     asset_checks=[
-        queued_leads_are_assigned_and_contactable,
         suppressed_channels_are_not_usable,
         verification_dead_letters,
     ],

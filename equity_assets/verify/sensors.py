@@ -9,7 +9,7 @@ from equity_assets.verify.store import count_due_leads
 verified_leads_job = dg.define_asset_job(
     "verified_leads_job",
     selection=dg.AssetSelection.assets(verified_leads),  # its checks come along
-    description="Verify due leads, score and assign them.",
+    description="Verify due leads (scored_leads follows on its own).",
 )
 
 #: Runs still going (or about to): while one exists the sensor does not pile up another.
