@@ -9,7 +9,7 @@ planner sees what it sees right after a bulk import. Prints one JSON object::
     equity bench verify --leads 100000 --json
     python -m equity_assets.bench.verify --leads 100000 [--concurrency 8] [--chunk-size 1000] [--error-rate 0.02]
 
-Target (issue 4): >= 2,000 leads/s at N = 100,000.
+Target: >= 2,000 leads/s at N = 100,000.
 """
 
 from __future__ import annotations

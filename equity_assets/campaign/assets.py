@@ -79,7 +79,6 @@ def batch_dates(context: dg.AssetExecutionContext) -> list[date]:
     group_name="campaign",
     kinds={"postgres"},
     owners=OWNERS,
-    automation_condition=dg.AutomationCondition.eager(),
     # the 05:30 contactable set reads the day's assignments
     freshness_policy=dg.FreshnessPolicy.cron(
         deadline_cron="30 5 * * *", lower_bound_delta=timedelta(hours=24), timezone=CAMPAIGN_TIMEZONE
@@ -120,7 +119,7 @@ def scored_leads(context: dg.AssetExecutionContext, config: ScoreConfig, postgre
 def contactable_leads(
     context: dg.AssetExecutionContext, config: ContactableConfig, postgres: PostgresResource
 ) -> dg.MaterializeResult:
-    """Leads that may be emailed today (seed: `mv_contactable_leads`): usable verified email, not
+    """Leads that may be emailed today (a maintained table in place of a `mv_contactable_leads` view): usable verified email, not
     on the suppression list, not `do_not_contact`, broker assigned, status new/queued/active.
 
     Kept as a table and updated incrementally from the leads changed since the last refresh (a

@@ -736,7 +736,7 @@ _DIRECTIONAL_WORDS: Final = {
     "SOUTHEAST": "SE", "SOUTHWEST": "SW",
 }
 # Unit designators (Pub 28 appendix C2) that take an identifier, and those that stand alone.
-UNIT_DESIGNATORS: Final = (
+UNIT_WORDS: Final = (
     "APT", "APARTMENT", "UNIT", "STE", "SUITE", "RM", "ROOM", "SPC", "SPACE", "LOT", "TRLR",
     "FL", "FLOOR", "BLDG", "BUILDING", "DEPT", "HNGR", "HANGAR", "SLIP", "PIER",
 )
@@ -763,13 +763,13 @@ _TOKEN_VALUES: Final = pa.array(list(STREET_TOKEN_MAP.values()))
 _STANDALONE_KEYS: Final = pa.array(list(STANDALONE_UNITS))
 _STANDALONE_VALUES: Final = pa.array(list(STANDALONE_UNITS.values()))
 
-_DESIGNATOR_ALT: Final = "|".join(UNIT_DESIGNATORS)
+_UNIT_WORD_ALT: Final = "|".join(UNIT_WORDS)
 _STANDALONE_ALT: Final = "|".join(STANDALONE_UNITS)
 _IDENT: Final = r"[\p{L}\p{N}]*\p{N}[\p{L}\p{N}]*(?: [\p{L}\p{N}])?|\p{L}{1,2}"
 # House number + at least one word, then a designator (or #) and an identifier, at the end.
-_LINE_UNIT_RE: Final = rf"^(?P<street>\S+ .+) (?:(?:{_DESIGNATOR_ALT})(?: #)?|#) (?P<unit>{_IDENT})$"
+_LINE_UNIT_RE: Final = rf"^(?P<street>\S+ .+) (?:(?:{_UNIT_WORD_ALT})(?: #)?|#) (?P<unit>{_IDENT})$"
 _LINE_STANDALONE_RE: Final = rf"^(?P<street>\S+ \S+ .+) (?P<unit>{_STANDALONE_ALT})$"
-_GLUED_RE: Final = rf"\b({_DESIGNATOR_ALT})(\d)"
+_GLUED_RE: Final = rf"\b({_UNIT_WORD_ALT})(\d)"
 # A bare number after a street suffix is a unit ("5 MIDDLESEX AVE 25"), except after road types
 # that are followed by a route number ("1200 US HWY 1").
 _ROUTE_SUFFIXES: Final = frozenset({"HWY", "RTE", "FWY", "EXPY", "TPKE", "PIKE", "BYP", "SKWY", "MTWY", "TRWY", "RD"})
@@ -781,7 +781,7 @@ _BARE_UNIT_RE: Final = (
     rf"^(?P<street>\S+ .+ (?:{_UNIT_AFTER_SUFFIX_ALT})(?: (?:{_DIRECTIONAL_ALT}))?) (?P<unit>\d+[A-Z]?)$"
 )
 # Lines with anything but upper-case ASCII letters, digits and single inner spaces.
-_MESSY_RE: Final = rf"[^A-Z0-9 ]|  |^ | $|\b(?:{_DESIGNATOR_ALT})\d"
+_MESSY_RE: Final = rf"[^A-Z0-9 ]|  |^ | $|\b(?:{_UNIT_WORD_ALT})\d"
 
 
 def _fold(array: pa.Array) -> pa.Array:
@@ -817,7 +817,7 @@ def _map_tokens(array: pa.Array) -> pa.Array:
 
 def _canonical_unit(folded: pa.Array) -> pa.Array:
     """A folded unit text -> identifier only (``APT 04 B`` -> ``4B``, ``REAR`` stays ``REAR``)."""
-    text = pc.replace_substring_regex(folded, rf"^(?:(?:{_DESIGNATOR_ALT})\b ?)*(?:# ?)*", "")
+    text = pc.replace_substring_regex(folded, rf"^(?:(?:{_UNIT_WORD_ALT})\b ?)*(?:# ?)*", "")
     standalone = pc.index_in(text, value_set=_STANDALONE_KEYS)
     text = pc.if_else(pc.is_valid(standalone), pc.take(_STANDALONE_VALUES, standalone), text)
     text = pc.replace_substring(text, " ", "")
