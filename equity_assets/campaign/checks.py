@@ -15,8 +15,10 @@ import dagster as dg
 import psycopg
 
 from ..db.resources import PostgresResource
-from .assets import daily_campaign_batch, scored_leads
+from ..observe.validation import check_table_sample
+from .assets import contactable_leads, daily_campaign_batch, scored_leads
 from .partitions import campaign_days
+from .schemas import CampaignBatchTable, ContactableLeadsTable, ScoredLeadsTable
 
 SAMPLE = 5
 PARTITION_TAG = "dagster/partition"
@@ -156,3 +158,49 @@ def queued_leads_are_assigned_and_contactable(postgres: PostgresResource) -> dg.
         metadata={"queued_without_broker": no_broker, "queued_without_usable_channel": no_channel,
                   "queued_litigator_or_deceased": flagged},
     )
+
+
+_SCORED_SAMPLE = """
+SELECT id::text AS id, lead_score, campaign_status::text AS campaign_status,
+       assigned_broker_id IS NOT NULL AS assigned, litigator OR deceased AS flagged
+FROM leads WHERE verified_at IS NOT NULL
+ORDER BY updated_at DESC LIMIT %(limit)s
+"""
+
+_CONTACTABLE_SAMPLE = """
+SELECT lead_id::text AS lead_id, broker_id::text AS broker_id, email
+FROM contactable_leads ORDER BY refreshed_at DESC LIMIT %(limit)s
+"""
+
+_BATCH_SAMPLE = """
+SELECT lead_id::text AS lead_id, broker_id::text AS broker_id, campaign_id,
+       consent_token_id::text AS consent_token_id, status
+FROM campaign_sends
+WHERE %(dates)s::date[] IS NULL OR batch_date = ANY(%(dates)s::date[])
+ORDER BY batch_date DESC, lead_id LIMIT %(limit)s
+"""
+
+
+@dg.asset_check(asset=scored_leads, blocking=True,
+                description="Recently updated verified leads match ScoredLeadsTable (score 0-100, queued means assigned).")
+def scored_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Every verified lead has a score after a run; outreach statuses need a broker and no safety flag."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, ScoredLeadsTable, _SCORED_SAMPLE, key="id")
+
+
+@dg.asset_check(asset=contactable_leads, blocking=True,
+                description="The newest rows of the contactable set match ContactableLeadsTable.")
+def contactable_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """One row per lead with a broker and a lower-case address: what the feeder relies on."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, ContactableLeadsTable, _CONTACTABLE_SAMPLE, key="lead_id")
+
+
+@dg.asset_check(asset=daily_campaign_batch, blocking=True,
+                description="The run's batch rows match CampaignBatchTable (a campaign and a consent token each).")
+def campaign_batch_matches_schema(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    """A send without a campaign or a consent token cannot be pushed correctly: stop before the push."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, CampaignBatchTable, _BATCH_SAMPLE,
+                                  {"dates": checked_dates(context.run.tags)}, key="lead_id")

@@ -3,7 +3,9 @@
 import dagster as dg
 
 from ..db.resources import PostgresResource
-from .assets import deduped_leads
+from ..observe.validation import check_table_sample
+from .assets import deduped_leads, staged_leads
+from .schemas import StagedRowsTable, UploadLeadsTable
 
 DUPLICATE_KEYS_SQL = """
 SELECT 'mak' AS key, count(*) - count(DISTINCT mak) AS dupes FROM leads WHERE mak IS NOT NULL
@@ -40,3 +42,35 @@ def staged_rows_accounted_for(context: dg.AssetCheckExecutionContext, postgres: 
         passed=orphaned == 0 and missing == 0,
         metadata={"staged_rows": staged, "without_lineage": missing, "lineage_to_missing_lead": orphaned},
     )
+
+
+_STAGED_SAMPLE = """
+SELECT row_number, property_address, property_state, property_zip, email, phone, ltv, estimated_value,
+       loan_balance, addr_hash
+FROM leads_staging WHERE upload_id = %(upload)s::uuid ORDER BY row_number LIMIT %(limit)s
+"""
+
+_UPLOAD_LEADS_SAMPLE = """
+SELECT l.id::text AS id, l.mak, l.property_state, l.property_zip, l.email, l.phone, l.addr_hash, l.apn
+FROM leads l
+WHERE l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %(upload)s::uuid)
+ORDER BY l.id LIMIT %(limit)s
+"""
+
+
+@dg.asset_check(asset=staged_leads, blocking=True,
+                description="A sample of the upload's staged rows matches StagedRowsTable (formats, ranges).")
+def staged_rows_match_schema(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Read back what the COPY wrote: a parser fault must not reach `leads`."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, StagedRowsTable, _STAGED_SAMPLE, {"upload": context.partition_key},
+                                  key="row_number")
+
+
+@dg.asset_check(asset=deduped_leads, blocking=True,
+                description="A sample of the leads this upload became matches UploadLeadsTable.")
+def upload_leads_match_schema(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Read back the merge's leads: formats hold and every lead keeps a dedupe key."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, UploadLeadsTable, _UPLOAD_LEADS_SAMPLE, {"upload": context.partition_key},
+                                  key="id")

@@ -3,7 +3,9 @@
 import dagster as dg
 
 from equity_assets.db.resources import PostgresResource
+from equity_assets.observe.validation import check_table_sample
 from equity_assets.verify.assets import verified_leads
+from equity_assets.verify.schemas import VerifiedLeadsTable
 from equity_assets.verify.store import STAGE
 
 _SUPPRESSED_BUT_USABLE = """
@@ -51,3 +53,23 @@ def verification_dead_letters(postgres: PostgresResource) -> dg.AssetCheckResult
     if oldest is not None:
         metadata["oldest"] = oldest.isoformat()
     return dg.AssetCheckResult(passed=pending == 0, severity=dg.AssetCheckSeverity.WARN, metadata=metadata)
+
+
+_VERIFIED_SAMPLE = """
+SELECT id::text AS id, verification_provider, mak, email, phone, email_verified, phone_verified,
+       litigator, deceased, phone = ANY (dnc_phones) AS phone_in_dnc
+FROM leads WHERE verified_at IS NOT NULL
+ORDER BY verified_at DESC LIMIT %(limit)s
+"""
+
+
+@dg.asset_check(
+    asset=verified_leads,
+    blocking=True,
+    description="The most recently verified leads match VerifiedLeadsTable (formats; usable flags consistent "
+    "with the contact data, DNC and litigator/deceased flags).",
+)
+def verified_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Read back what the run wrote, newest first: a wrong flag here would reach the campaign."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, VerifiedLeadsTable, _VERIFIED_SAMPLE, key="id")

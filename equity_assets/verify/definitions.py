@@ -9,6 +9,7 @@ from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.checks import (
     suppressed_channels_are_not_usable,
     verification_dead_letters,
+    verified_leads_match_schema,
 )
 from equity_assets.verify.sensors import verification_due_sensor, verified_leads_job
 
@@ -17,6 +18,7 @@ defs = dg.Definitions(
     asset_checks=[
         suppressed_channels_are_not_usable,
         verification_dead_letters,
+        verified_leads_match_schema,
     ],
     jobs=[verified_leads_job],
     sensors=[verification_due_sensor],

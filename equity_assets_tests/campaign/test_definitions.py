@@ -6,7 +6,7 @@ import dagster as dg
 
 from .helpers import wired_definitions as wired
 
-BATCH_CHECKS = {"no_lead_in_two_batches", "broker_daily_cap_held", "no_suppressed_or_dnc_lead"}
+BATCH_CHECKS = {"no_lead_in_two_batches", "broker_daily_cap_held", "no_suppressed_or_dnc_lead", "campaign_batch_matches_schema"}
 
 
 def test_loads_with_the_postgres_and_instantly_resources():

@@ -19,8 +19,12 @@ from psycopg import sql
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 from equity_assets.campaign.assets import scored_leads
-from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable
-from equity_assets.verify.checks import suppressed_channels_are_not_usable, verification_dead_letters
+from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable, scored_leads_match_schema
+from equity_assets.verify.checks import (
+    suppressed_channels_are_not_usable,
+    verification_dead_letters,
+    verified_leads_match_schema,
+)
 from equity_assets.verify.assets import verified_leads
 from equity_assets.vendors.batchdata import SkipTraceInput, SkipTraceResult
 from equity_assets.vendors.melissa import ContactInput, PersonatorResult
@@ -172,7 +176,8 @@ def run_verify(postgres: PostgresResource, sandbox_url: str) -> Iterator[Callabl
             raise_on_error: bool = True) -> VerifyRun:
         result = dg.materialize(
             [verified_leads, scored_leads, queued_leads_are_assigned_and_contactable,
-             suppressed_channels_are_not_usable, verification_dead_letters],
+             suppressed_channels_are_not_usable, verification_dead_letters, verified_leads_match_schema,
+             scored_leads_match_schema],
             resources={
                 "postgres": postgres,
                 "melissa": melissa_resource(sandbox_url, **(melissa or {})),
