@@ -12,9 +12,9 @@ import os
 
 import dagster as dg
 
-from .vendors.instantly import InstantlyResource
 from .db.resources import PostgresResource
 from .vendors.batchdata import BatchDataResource
+from .vendors.instantly import InstantlyResource
 from .vendors.melissa import MelissaResource
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8090"

@@ -30,14 +30,14 @@ import psycopg
 import requests
 
 from equity_assets.bench.common import fresh_database
-from equity_assets.db.resources import PostgresResource
-from equity_assets.sandbox import SandboxConfig, SandboxControl
 from equity_assets.campaign.assets import scored_leads
 from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable
-from equity_assets.verify.checks import suppressed_channels_are_not_usable
-from equity_assets.verify.assets import verified_leads
+from equity_assets.db.resources import PostgresResource
+from equity_assets.sandbox import SandboxConfig, SandboxControl
 from equity_assets.vendors.batchdata import BatchDataResource
 from equity_assets.vendors.melissa import MelissaResource
+from equity_assets.verify.assets import verified_leads
+from equity_assets.verify.checks import suppressed_channels_are_not_usable
 
 # (city, state, zip, county); the last two states get no broker, to exercise "unassigned".
 _PLACES = (

@@ -18,13 +18,13 @@ from pydantic import Field
 from ..db.resources import PostgresResource
 from ..observe.events import Event, Stage, record_event
 from ..security.consent import consent_secret
+from ..vendors.instantly import InstantlyResource
 from .assignment import assign_leads
 from .contactable import refresh_contactable
 from .feeder import select_day
 from .partitions import CAMPAIGN_TIMEZONE, campaign_days
 from .push import DayPush, push_day, withdraw_uncontactable
 from .scoring import ScoreWeights, score_verified_leads
-from ..vendors.instantly import InstantlyResource
 
 #: Where consent links point when neither run config nor EQUITY_CONSENT_BASE_URL says (the gateway).
 DEFAULT_CONSENT_BASE_URL = "http://127.0.0.1:8080"
@@ -84,7 +84,9 @@ def batch_dates(context: dg.AssetExecutionContext) -> list[date]:
         deadline_cron="30 5 * * *", lower_bound_delta=timedelta(hours=24), timezone=CAMPAIGN_TIMEZONE
     ),
 )
-def scored_leads(context: dg.AssetExecutionContext, config: ScoreConfig, postgres: PostgresResource) -> dg.MaterializeResult:
+def scored_leads(
+    context: dg.AssetExecutionContext, config: ScoreConfig, postgres: PostgresResource
+) -> dg.MaterializeResult:
     """Lead score of every verified lead, then broker assignment: each waiting contactable lead goes
     to the least-loaded active broker covering its state and is queued.
 
@@ -119,8 +121,9 @@ def scored_leads(context: dg.AssetExecutionContext, config: ScoreConfig, postgre
 def contactable_leads(
     context: dg.AssetExecutionContext, config: ContactableConfig, postgres: PostgresResource
 ) -> dg.MaterializeResult:
-    """Leads that may be emailed today (a maintained table in place of a `mv_contactable_leads` view): usable verified email, not
-    on the suppression list, not `do_not_contact`, broker assigned, status new/queued/active.
+    """Leads that may be emailed today (a maintained table in place of a `mv_contactable_leads`
+    view): usable verified email, not on the suppression list, not `do_not_contact`, broker
+    assigned, status new/queued/active.
 
     Kept as a table and updated incrementally from the leads changed since the last refresh (a
     full rebuild the first time, or with `full_rebuild`). Pipeline-only: broker roles have no

@@ -35,7 +35,11 @@ class ContactableLeadsTable(pa.DataFrameModel):
 
     lead_id: Series[pd.StringDtype] = pa.Field(unique=True)
     broker_id: Series[pd.StringDtype] = pa.Field(nullable=False)
-    email: Series[pd.StringDtype] = pa.Field(nullable=False, str_matches=EMAIL)
+    email: Series[pd.StringDtype] = pa.Field(nullable=False)
+
+    @pa.check("email", name="looks_like_an_address")
+    def _address(cls, email: Series[pd.StringDtype]) -> Series[bool]:
+        return email.str.fullmatch(EMAIL).fillna(False).astype(bool)
 
     @pa.check("email", name="lower_case")
     def _lower(cls, email: Series[pd.StringDtype]) -> Series[bool]:

@@ -74,10 +74,20 @@ def check_table_sample(
     params: Mapping[str, Any] | None = None,
     *,
     key: str,
+    warn_only: frozenset[str] = frozenset(),
 ) -> dg.AssetCheckResult:
-    """Validate the sample ``query`` selects against ``model``; the check result for the UI."""
+    """Validate the sample ``query`` selects against ``model``; the check result for the UI.
+
+    Failures of the checks named in ``warn_only`` alone give a WARN result (shown, not blocking):
+    for known faults whose rows are caught further on.
+    """
     frame = read_sample(conn, query, params or {}, key=key)
     failures = failures_of(model, frame)
+    severity = (
+        dg.AssetCheckSeverity.WARN
+        if failures and all(f["check"] in warn_only for f in failures)
+        else dg.AssetCheckSeverity.ERROR
+    )
     metadata: dict[str, Any] = {
         "rows_checked": len(frame),
         "sample_limit": SAMPLE_LIMIT,
@@ -90,4 +100,5 @@ def check_table_sample(
         f"{f['column']}: {f['check']} failed on {f['count']} row(s), e.g. {f.get('examples') or f.get('example_rows')}"
         for f in failures[:5]
     )
-    return dg.AssetCheckResult(passed=not failures, metadata=metadata, description=description or None)
+    return dg.AssetCheckResult(passed=not failures, severity=severity, metadata=metadata,
+                               description=description or None)

@@ -14,9 +14,9 @@ from pydantic import Field
 
 from equity_assets.db.resources import PostgresResource
 from equity_assets.observe.events import Event, record_event
-from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
 from equity_assets.vendors.batchdata import BatchDataResource
 from equity_assets.vendors.melissa import MelissaResource
+from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
 from equity_assets.verify.router import ProviderRouter, RoutingResult
 from equity_assets.verify.store import STAGE, DueCursor, WriteCounts, claim_due_leads, dead_letter, write_verdicts
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict

@@ -14,10 +14,14 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
-from equity_assets.vendors.batchdata import SkipTraceInput, SkipTracePerson, SkipTracePhone, SkipTraceResult
-from equity_assets.vendors.melissa import ContactInput, PersonatorResult
-from equity_assets.vendors.batchdata import BatchDataResource
-from equity_assets.vendors.melissa import MelissaResource
+from equity_assets.vendors.batchdata import (
+    BatchDataResource,
+    SkipTraceInput,
+    SkipTracePerson,
+    SkipTracePhone,
+    SkipTraceResult,
+)
+from equity_assets.vendors.melissa import ContactInput, MelissaResource, PersonatorResult
 from equity_assets.verify.verdict import (
     EMAIL_DECEASED,
     EMAIL_TESTED,

@@ -38,8 +38,8 @@ from equity_assets.vendors.http import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
-from equity_assets.verify.providers import VerificationProvider
 from equity_assets.vendors.melissa import MelissaLicenseError, MelissaTransmissionError
+from equity_assets.verify.providers import VerificationProvider
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict, ProviderAnswer, combine_answers
 
 #: Melissa request-level codes that mean the account, not the request, is the problem.

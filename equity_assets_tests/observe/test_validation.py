@@ -1,8 +1,9 @@
 """Read-back validation: failures name the column, the check and examples, never personal values."""
 
+import dagster as dg
 import pandas as pd
 
-from equity_assets.campaign.checks import _CONTACTABLE_SAMPLE
+from equity_assets.campaign.checks import _CONTACTABLE_SAMPLE, EMAIL_SHAPE_CHECKS
 from equity_assets.campaign.schemas import ContactableLeadsTable
 from equity_assets.observe.validation import SAMPLE_LIMIT, check_table_sample, failures_of
 from equity_assets.verify.schemas import VerifiedLeadsTable
@@ -57,3 +58,18 @@ def test_the_contactable_sample_fails_on_a_bad_row(postgres):
     assert outcome.metadata["sample_limit"].value == SAMPLE_LIMIT
     (failure,) = outcome.metadata["failures"].value
     assert failure["column"] == "email" and failure["check"] == "lower_case" and len(failure["example_rows"]) == 1
+
+
+def test_a_known_fault_warns_instead_of_blocking(postgres):
+    with postgres.connection() as conn:
+        conn.execute("DELETE FROM contactable_leads")
+        conn.execute("INSERT INTO contactable_leads (lead_id, broker_id, email) "
+                     "VALUES (gen_random_uuid(), gen_random_uuid(), 'jo ann@example.com')")
+        warned = check_table_sample(conn, ContactableLeadsTable, _CONTACTABLE_SAMPLE, key="lead_id",
+                                    warn_only=EMAIL_SHAPE_CHECKS)
+        conn.execute("INSERT INTO contactable_leads (lead_id, broker_id, email) "
+                     "VALUES (gen_random_uuid(), gen_random_uuid(), 'Upper@example.com')")
+        blocked = check_table_sample(conn, ContactableLeadsTable, _CONTACTABLE_SAMPLE, key="lead_id",
+                                     warn_only=EMAIL_SHAPE_CHECKS)
+    assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
+    assert not blocked.passed and blocked.severity == dg.AssetCheckSeverity.ERROR

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 from equity_assets.vendors.http import (
     ProviderHTTPError,
     ProviderUnavailableError,
@@ -14,7 +15,6 @@ from equity_assets.vendors.http import (
     post_json,
     retries_spent,
 )
-from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 
 MELISSA = VENDOR_PATHS["melissa"]
 RECORD = {"RecordID": "1", "AddressLine1": "1 Main St", "City": "Austin", "State": "TX"}

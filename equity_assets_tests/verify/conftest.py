@@ -16,20 +16,18 @@ import dagster as dg
 import pytest
 from psycopg import sql
 
-from equity_assets.db.resources import PostgresResource
-from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 from equity_assets.campaign.assets import scored_leads
 from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable, scored_leads_match_schema
+from equity_assets.db.resources import PostgresResource
+from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
+from equity_assets.vendors.batchdata import BatchDataResource, SkipTraceInput, SkipTraceResult
+from equity_assets.vendors.melissa import ContactInput, MelissaResource, PersonatorResult
+from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.checks import (
     suppressed_channels_are_not_usable,
     verification_dead_letters,
     verified_leads_match_schema,
 )
-from equity_assets.verify.assets import verified_leads
-from equity_assets.vendors.batchdata import SkipTraceInput, SkipTraceResult
-from equity_assets.vendors.melissa import ContactInput, PersonatorResult
-from equity_assets.vendors.batchdata import BatchDataResource
-from equity_assets.vendors.melissa import MelissaResource
 
 MELISSA_PATH = VENDOR_PATHS["melissa"]
 BATCHDATA_PATH = VENDOR_PATHS["batchdata"]
