@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from equity_assets.ingest.columnar import (
+    _NULL_TEXT,
     _blank_to_null,
     _mask,
-    _NULL_TEXT,
     _only_where,
     per_distinct,
     _scatter,

@@ -14,12 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from equity_assets.ingest.columnar import (
+    _NULL_TEXT,
+    Parsed,
     _as_parsed,
     _blank_to_null,
     _invalid,
     _mask,
-    _NULL_TEXT,
-    Parsed,
     per_distinct,
     to_arrow,
     to_series,
