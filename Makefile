@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 # PostgreSQL server binaries: the machine's, else Debian's package (as root), else the pgserver wheel.
@@ -38,6 +38,7 @@ demo: db
 	$(BIN)/equity demo
 
 test: db chromium
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 dev: db

@@ -122,7 +122,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not _external_db():
         _cluster().start()
     env = dagster_env()
-    # A background shell leaves SIGINT ignored; Dagster then ignores SIGTERM too (reference/dagster.md).
+    # A background shell leaves SIGINT ignored; Dagster then ignores SIGTERM too (docs/runbook.md).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     dagster = str(Path(sys.executable).parent / "dagster")

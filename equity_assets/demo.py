@@ -2,12 +2,13 @@
 
 It starts the sandbox (vendor simulators) and the gateway in this process, uploads a signed
 synthetic PropStream export through the gateway, lets the upload sensor request the ingest run,
-runs it, then verification, the contactable set and the latest weekday's campaign batch (pushed to
-the sandbox's Instantly). The sandbox answers the push with Instantly webhooks (sent, replies,
-bounces, unsubscribes) posted to the gateway's inbox; the webhook sensor turns them into
-`email_replies` runs, a few interested leads open their mailed consent link and agree, and the
-demo prints counts per stage. Running it again is safe: the
-gateway refuses the same file as a replay (409) and every stage is idempotent.
+runs it, then verification (with scoring and assignment), the contactable set and the latest
+weekday's campaign batch (pushed to the sandbox's Instantly). The sandbox answers the push with
+Instantly webhooks (sent, replies, bounces, unsubscribes) posted to the gateway's inbox; the webhook
+sensor turns them into `email_replies` runs, and a few interested leads open their mailed consent
+link and agree. It prints one line per stage (counts and seconds) and the funnel; Dagster's own log
+stream goes to a file whose path it prints. Running it again is safe: the gateway refuses the same
+file as a replay (409) and every stage is idempotent.
 """
 
 from __future__ import annotations
@@ -15,12 +16,50 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
 DEMO_ROWS = 2_000
 DEMO_SEED = 20261126
+
+#: The figures printed for each stage, in order (everything else is in the UI and the log file).
+STAGE_FIGURES: dict[str, tuple[str, ...]] = {
+    "staged_leads": ("file_rows", "staged_rows", "rejected_rows"),
+    "deduped_leads": ("staged", "inserted", "updated", "merged_in_batch", "conflicts"),
+    "verified_leads": ("leads_verified", "usable_email", "usable_phone", "suppressed", "dlq"),
+    "scored_leads": ("rescored", "assigned", "queued", "unassigned_no_broker"),
+    "contactable_leads": ("size", "added", "removed"),
+    "daily_campaign_batch": ("selected", "brokers_served"),
+    "instantly_campaign_leads": ("pushed", "chunks", "unpushed"),
+    "pipeline_funnel": ("leads", "dlq_pending"),
+}
+
+
+@contextmanager
+def dagster_log_to(path: Path) -> Iterator[TextIO]:
+    """Send Dagster's log stream (it writes to stderr) and Python warnings to ``path``."""
+    with path.open("a", encoding="utf-8") as log, redirect_stderr(log), warnings.catch_warnings():
+        warnings.simplefilter("default")
+        yield log
+
+
+def stage_lines(result: dg.ExecuteInProcessResult, seconds: float) -> list[str]:
+    """One line per asset the run materialized: its key figures and seconds (its own, else the run's)."""
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        name = materialization.asset_key.to_user_string()
+        values = {k: v.value for k, v in materialization.metadata.items()}
+        figures = ", ".join(f"{k} {values[k]}" for k in STAGE_FIGURES.get(name, ()) if k in values)
+        own = values.get("duration_s", values.get("seconds"))  # the asset's own time, when it reports one
+        lines.append(f"  {name:<26} {figures}  ({float(own) if own is not None else seconds:.1f} s)")
+    return lines
 
 
 def upload_demo_file(gateway_url: str, workdir: Path) -> str:
@@ -60,10 +99,12 @@ def ingest(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
     requests = run_upload_sensor(defs, instance)
     print(f"upload sensor: {len(requests)} new run(s)")
     for request in requests:
+        started = time.perf_counter()
         result = job.execute_in_process(instance=instance, partition_key=request.partition_key,
                                         tags={**request.tags, "dagster/run_key": request.run_key},
                                         raise_on_error=False)
         print(f"  ingest run for upload {request.partition_key}: {'ok' if result.success else 'FAILED'}")
+        print("\n".join(stage_lines(result, time.perf_counter() - started)))
 
 
 # Demo brokers and the states they cover (the synthetic export spans these and more).
@@ -86,14 +127,16 @@ def seed_demo_brokers(postgres) -> None:
 
 
 def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, **kwargs) -> bool:
+    started = time.perf_counter()
     result = defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
     label = f"{name}" + (f" [{kwargs['partition_key']}]" if "partition_key" in kwargs else "")
     print(f"{label}: {'ok' if result.success else 'FAILED'}")
+    print("\n".join(stage_lines(result, time.perf_counter() - started)))
     return result.success
 
 
 def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
-    """verification → contactable set → the latest weekday's campaign batch."""
+    """verification (with scoring and assignment) → contactable set → the latest weekday's campaign batch → funnel."""
     from .campaign.partitions import campaign_days
 
     day = campaign_days.get_last_partition_key()
@@ -191,25 +234,18 @@ def print_funnel(postgres) -> None:
         consent = conn.execute(
             "SELECT count(*) FILTER (WHERE consent), count(*) FILTER (WHERE campaign_status = 'do_not_contact') "
             "FROM leads").fetchone()
+    print("leads by status: " + ", ".join(f"{status} {n}" for status, n in leads))
+    print("campaign sends: " + (", ".join(f"{day} {status} {n}" for day, status, n in sent) or "none"))
+    print("email replies by intent: " + (", ".join(f"{intent} {n}" for intent, n in replies) or "none"))
+    print(f"leads with written consent: {consent[0]}, do-not-contact: {consent[1]}")
+    print("dead-letter queue (pending): " + (", ".join(f"{stage} {n}" for stage, n in dlq) or "empty"))
     print("\nfunnel (pipeline_events):")
     for event_type, n in rows:
         print(f"  {event_type:<24} {n:>8}")
-    print("leads by status:")
-    for status, n in leads:
-        print(f"  {status:<24} {n:>8}")
-    print("campaign sends (date, status):")
-    for day, status, n in sent or [("(none)", "", 0)]:
-        print(f"  {day} {status:<13} {n:>8}")
-    print("email replies by intent:")
-    for intent, n in replies or [("(none)", 0)]:
-        print(f"  {intent:<24} {n:>8}")
-    print(f"leads with written consent: {consent[0]}, do-not-contact: {consent[1]}")
-    print("dead-letter queue (pending):")
-    for stage, n in dlq or [("(empty)", 0)]:
-        print(f"  {stage:<24} {n:>8}")
 
 
 def run_demo() -> int:
+    from .db.cluster import equity_home
     from .gateway import GatewaySettings, running_gateway
     from .sandbox import running_sandbox
 
@@ -217,8 +253,11 @@ def run_demo() -> int:
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
+    log_path = equity_home() / "demo.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Dagster's log: {log_path}")
     with tempfile.TemporaryDirectory() as tmp, running_sandbox() as sandbox_url, \
-            running_gateway(GatewaySettings()) as gateway_url:
+            running_gateway(GatewaySettings()) as gateway_url, dagster_log_to(log_path):
         os.environ["EQUITY_SANDBOX_URL"] = sandbox_url
         os.environ.setdefault("EQUITY_CONSENT_BASE_URL", gateway_url)
         from .definitions import defs  # resources read EQUITY_SANDBOX_URL at import

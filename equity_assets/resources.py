@@ -2,20 +2,33 @@
 
 `EQUITY_ENV=production` points the provider resources at the vendors with keys from the
 environment (`MELISSA_LICENSE_KEY`, `BATCHDATA_API_TOKEN`, `INSTANTLY_API_KEY`,
-`INSTANTLY_CAMPAIGN_ID`); anything else (the default, `local`) points them at the sandbox
-(`EQUITY_SANDBOX_URL`, default http://127.0.0.1:8090) with the sandbox's own keys.
+`INSTANTLY_CAMPAIGN_ID`); anything else (the default, `local`) points them at the sandbox:
+only a base URL and keys, from `EQUITY_SANDBOX_URL` (default http://127.0.0.1:8090) and the
+same `EQUITY_SANDBOX_*` key variables the sandbox reads, with the sandbox's default keys. The code
+location never imports the sandbox: it is a separate program that happens to speak the vendors' wire.
 """
 
 import os
 
 import dagster as dg
 
-from .campaign.resources import InstantlyResource
 from .db.resources import PostgresResource
-from .sandbox.config import SandboxConfig
-from .verify.resources import BatchDataResource, MelissaResource
+from .vendors.batchdata import BatchDataResource
+from .vendors.instantly import InstantlyResource
+from .vendors.melissa import MelissaResource
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8090"
+
+#: Key variable -> the key the sandbox accepts when that variable is unset.
+SANDBOX_KEYS = {
+    "EQUITY_SANDBOX_MELISSA_LICENSE_KEY": "sandbox-melissa-license",
+    "EQUITY_SANDBOX_BATCHDATA_API_TOKEN": "sandbox-batchdata-token",
+    "EQUITY_SANDBOX_INSTANTLY_API_KEY": "sandbox-instantly-key",
+}
+
+
+def _sandbox_key(name: str) -> str:
+    return os.environ.get(name, SANDBOX_KEYS[name])
 
 
 def production_resources() -> dict[str, object]:
@@ -30,12 +43,11 @@ def production_resources() -> dict[str, object]:
 
 def sandbox_resources(base_url: str | None = None) -> dict[str, object]:
     url = base_url or os.environ.get("EQUITY_SANDBOX_URL", DEFAULT_SANDBOX_URL)
-    keys = SandboxConfig()
     return {
         "postgres": PostgresResource(),
-        "melissa": MelissaResource(license_key=keys.melissa_license_key, base_url=url),
-        "batchdata": BatchDataResource(api_token=keys.batchdata_api_token, base_url=url),
-        "instantly": InstantlyResource(api_key=keys.instantly_api_key, base_url=url,
+        "melissa": MelissaResource(license_key=_sandbox_key("EQUITY_SANDBOX_MELISSA_LICENSE_KEY"), base_url=url),
+        "batchdata": BatchDataResource(api_token=_sandbox_key("EQUITY_SANDBOX_BATCHDATA_API_TOKEN"), base_url=url),
+        "instantly": InstantlyResource(api_key=_sandbox_key("EQUITY_SANDBOX_INSTANTLY_API_KEY"), base_url=url,
                                        campaign_id=os.environ.get("INSTANTLY_CAMPAIGN_ID", "sandbox-campaign")),
     }
 

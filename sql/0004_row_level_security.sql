@@ -1,4 +1,4 @@
--- Row-level security, Supabase style (reference/security.md).
+-- Row-level security, Supabase style (docs/architecture.md, "Who sees what").
 -- Every table has RLS on and FORCEd, so even the owner reads through policies unless it
 -- bypasses RLS. With no policy for a role, that role sees nothing.
 

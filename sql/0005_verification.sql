@@ -1,4 +1,4 @@
--- Verification (issue 4): what every provider result code means, whether it makes a contact
+-- Verification: what every provider result code means, whether it makes a contact
 -- channel usable, the lead fold used when verification finds that two leads share a MAK, and
 -- the indexes the verified_leads work queue and broker assignment read.
 

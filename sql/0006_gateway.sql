@@ -1,4 +1,4 @@
--- Gateway rate limiting (DESIGN §6: 100 requests/min per client IP).
+-- Gateway rate limiting (100 requests/min per client IP by default).
 -- The counter lives here, not in process memory, so the limit holds when several gateway
 -- processes serve the same clients. One row per client: a fixed window that the upsert either
 -- bumps or restarts, so the table grows with distinct clients, not with requests.

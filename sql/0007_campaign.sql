@@ -3,7 +3,7 @@
 
 -- The contactable set as an incrementally maintained table, not a materialized view:
 -- REFRESH MATERIALIZED VIEW CONCURRENTLY of 1M rows took ~5 s, re-evaluating only the leads
--- changed since the last refresh stays under 1 s for 100k changes (reference/performance.md).
+-- changed since the last refresh stays under 1 s for 100k changes.
 -- It holds membership only: score and status are read live from `leads` by the feeder, so the
 -- daily flood of re-scorings never rewrites this table.
 -- No foreign key to leads: an RI check per upserted row would cost the refresh, and the feeder

@@ -1,1 +1,1 @@
-"""Benchmarks: scripts that print JSON figures measured in one run (DESIGN §7)."""
+"""Benchmarks: scripts that print JSON figures measured in one run (`equity bench ...`)."""

@@ -27,7 +27,7 @@ from ..campaign.contactable import refresh_contactable
 from ..campaign.definitions import defs as campaign_defs
 from ..campaign.feeder import FEEDER_SQL
 from ..campaign.partitions import campaign_days
-from ..campaign.resources import InstantlyResource
+from ..vendors.instantly import InstantlyResource
 from ..db.resources import PostgresResource
 from ..sandbox import SandboxConfig, SandboxControl, running_sandbox
 from .common import fresh_database

@@ -9,7 +9,7 @@ planner sees what it sees right after a bulk import. Prints one JSON object::
     equity bench verify --leads 100000 --json
     python -m equity_assets.bench.verify --leads 100000 [--concurrency 8] [--chunk-size 1000] [--error-rate 0.02]
 
-Target (issue 4): >= 2,000 leads/s at N = 100,000.
+Target: >= 2,000 leads/s at N = 100,000.
 """
 
 from __future__ import annotations
@@ -30,11 +30,14 @@ import psycopg
 import requests
 
 from equity_assets.bench.common import fresh_database
+from equity_assets.campaign.assets import scored_leads
+from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import SandboxConfig, SandboxControl
-from equity_assets.verify.checks import queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable
+from equity_assets.vendors.batchdata import BatchDataResource
+from equity_assets.vendors.melissa import MelissaResource
 from equity_assets.verify.assets import verified_leads
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
+from equity_assets.verify.checks import suppressed_channels_are_not_usable
 
 # (city, state, zip, county); the last two states get no broker, to exercise "unassigned".
 _PLACES = (
@@ -105,7 +108,7 @@ def run(
         keys = SandboxConfig()
         started = time.perf_counter()
         result = dg.materialize(
-            [verified_leads, queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable],
+            [verified_leads, scored_leads, queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable],
             resources={
                 "postgres": postgres,
                 "melissa": MelissaResource(license_key=keys.melissa_license_key, base_url=sandbox_url,
@@ -120,6 +123,8 @@ def run(
         postgres.close()
         (materialization,) = result.asset_materializations_for_node("verified_leads")
         meta = {k: v.value for k, v in materialization.metadata.items()}
+        (scored,) = result.asset_materializations_for_node("scored_leads")
+        assignment = {k: v.value for k, v in scored.metadata.items()}
         stats = SandboxControl(sandbox_url).stats()
     leads_per_s = round(meta["leads_verified"] / seconds, 1)
     return {
@@ -139,8 +144,8 @@ def run(
         "suppressed": meta["suppressed"],
         "dlq": meta["dlq"],
         "merged_by_mak": meta["merged_by_mak"],
-        "assigned": meta["assigned"],
-        "unassigned_no_broker": meta["unassigned_no_broker"],
+        "assigned": assignment["assigned"],
+        "unassigned_no_broker": assignment["unassigned_no_broker"],
         "checks_passed": all(e.passed for e in result.get_asset_check_evaluations()),
         "brokers": brokers,
         "latency_ms": latency_ms,

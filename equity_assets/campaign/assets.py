@@ -16,13 +16,15 @@ import dagster as dg
 from pydantic import Field
 
 from ..db.resources import PostgresResource
-from ..observe.events import record_event
+from ..observe.events import Event, Stage, record_event
 from ..security.consent import consent_secret
+from ..vendors.instantly import InstantlyResource
+from .assignment import assign_leads
 from .contactable import refresh_contactable
 from .feeder import select_day
 from .partitions import CAMPAIGN_TIMEZONE, campaign_days
 from .push import DayPush, push_day, withdraw_uncontactable
-from .resources import InstantlyResource
+from .scoring import ScoreWeights, score_verified_leads
 
 #: Where consent links point when neither run config nor EQUITY_CONSENT_BASE_URL says (the gateway).
 DEFAULT_CONSENT_BASE_URL = "http://127.0.0.1:8080"
@@ -34,6 +36,12 @@ OWNERS = ["team:data-platform"]
 BATCH_FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="0 7 * * 1-5", lower_bound_delta=timedelta(hours=1), timezone=CAMPAIGN_TIMEZONE
 )
+
+
+class ScoreConfig(dg.Config):
+    """Run config of `scored_leads`."""
+
+    weights: ScoreWeights = Field(default_factory=ScoreWeights, description="Lead score weights.")
 
 
 class ContactableConfig(dg.Config):
@@ -71,6 +79,41 @@ def batch_dates(context: dg.AssetExecutionContext) -> list[date]:
     group_name="campaign",
     kinds={"postgres"},
     owners=OWNERS,
+    # the 05:30 contactable set reads the day's assignments
+    freshness_policy=dg.FreshnessPolicy.cron(
+        deadline_cron="30 5 * * *", lower_bound_delta=timedelta(hours=24), timezone=CAMPAIGN_TIMEZONE
+    ),
+)
+def scored_leads(
+    context: dg.AssetExecutionContext, config: ScoreConfig, postgres: PostgresResource
+) -> dg.MaterializeResult:
+    """Lead score of every verified lead, then broker assignment: each waiting contactable lead goes
+    to the least-loaded active broker covering its state and is queued.
+
+    Reads only `leads` and `brokers`, never a vendor: re-run it on its own after editing the
+    weights (run config) or broker territories. Idempotent: unchanged scores are not rewritten and
+    a lead is assigned once.
+    """
+    started = time.perf_counter()
+    with postgres.connection() as conn:
+        verified, rescored = score_verified_leads(conn, config.weights)
+        assignment = assign_leads(conn)
+        record_event(
+            conn, Event.LEAD_QUEUED, stage=Stage.SCORED_LEADS, count=assignment.queued, run_id=context.run.run_id,
+            payload=assignment.as_metadata(),
+            idempotency_key=f"{Stage.SCORED_LEADS}:{context.run.run_id}:{context.retry_number}:lead_queued",
+        )
+    metadata = {"verified_leads": verified, "rescored": rescored, **assignment.as_metadata(),
+                "duration_s": round(time.perf_counter() - started, 3)}
+    context.log.info("scored_leads: %s", metadata)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    deps=[scored_leads],
+    group_name="campaign",
+    kinds={"postgres"},
+    owners=OWNERS,
     freshness_policy=dg.FreshnessPolicy.cron(
         deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=1), timezone=CAMPAIGN_TIMEZONE
     ),
@@ -78,8 +121,9 @@ def batch_dates(context: dg.AssetExecutionContext) -> list[date]:
 def contactable_leads(
     context: dg.AssetExecutionContext, config: ContactableConfig, postgres: PostgresResource
 ) -> dg.MaterializeResult:
-    """Leads that may be emailed today (seed: `mv_contactable_leads`): usable verified email, not
-    on the suppression list, not `do_not_contact`, broker assigned, status new/queued/active.
+    """Leads that may be emailed today (a maintained table in place of a `mv_contactable_leads`
+    view): usable verified email, not on the suppression list, not `do_not_contact`, broker
+    assigned, status new/queued/active.
 
     Kept as a table and updated incrementally from the leads changed since the last refresh (a
     full rebuild the first time, or with `full_rebuild`). Pipeline-only: broker roles have no
@@ -89,7 +133,7 @@ def contactable_leads(
         counts = refresh_contactable(
             conn, full=config.full_rebuild, lookback=timedelta(minutes=config.lookback_minutes)
         )
-        record_event(conn, "contactable_refreshed", stage="contactable_leads", count=counts.size,
+        record_event(conn, Event.CONTACTABLE_REFRESHED, stage=Stage.CONTACTABLE_LEADS, count=counts.size,
                      duration_ms=int(counts.seconds * 1000), run_id=context.run.run_id, payload=counts.as_metadata())
     context.log.info("contactable set: %s", counts.as_metadata())
     return dg.MaterializeResult(

@@ -1,4 +1,5 @@
-"""Blocking checks on `daily_campaign_batch`: they gate `instantly_campaign_leads` (the push).
+"""Blocking checks on `daily_campaign_batch` (they gate `instantly_campaign_leads`, the push) and on
+`scored_leads` (only assigned, contactable leads are queued).
 
 Each one looks at the batch dates the run materialized (all dates when run on its own) and
 reports the number of violations plus a few example ids (lead and broker ids, never emails).
@@ -14,8 +15,14 @@ import dagster as dg
 import psycopg
 
 from ..db.resources import PostgresResource
-from .assets import daily_campaign_batch
+from ..observe.validation import check_table_sample
+from .assets import contactable_leads, daily_campaign_batch, scored_leads
 from .partitions import campaign_days
+from .schemas import CampaignBatchTable, ContactableLeadsTable, ScoredLeadsTable
+
+# Provider-supplied addresses with blanks are marked usable today; Instantly refuses them and the
+# push dead-letters them, so these checks warn instead of blocking (docs/runbook.md).
+EMAIL_SHAPE_CHECKS = frozenset({"looks_like_an_address", "usable_email_is_an_address"})
 
 SAMPLE = 5
 PARTITION_TAG = "dagster/partition"
@@ -131,3 +138,79 @@ def no_suppressed_or_dnc_lead(context: dg.AssetCheckExecutionContext, postgres: 
 
 
 campaign_batch_checks = [no_lead_in_two_batches, broker_daily_cap_held, no_suppressed_or_dnc_lead]
+
+
+_QUEUED_PROBLEMS = """
+SELECT count(*) FILTER (WHERE assigned_broker_id IS NULL),
+       count(*) FILTER (WHERE NOT (email_verified OR phone_verified)),
+       count(*) FILTER (WHERE litigator OR deceased)
+FROM leads WHERE campaign_status = 'queued'
+"""
+
+
+@dg.asset_check(
+    asset=scored_leads,
+    blocking=True,
+    description="Every queued lead has a broker and a usable channel, and is neither a litigator nor deceased.",
+)
+def queued_leads_are_assigned_and_contactable(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """The campaign feeder takes queued leads as they are: an orphan or uncontactable one must not be queued."""
+    with postgres.connection() as conn:
+        no_broker, no_channel, flagged = conn.execute(_QUEUED_PROBLEMS).fetchone()
+    return dg.AssetCheckResult(
+        passed=no_broker == 0 and no_channel == 0 and flagged == 0,
+        metadata={"queued_without_broker": no_broker, "queued_without_usable_channel": no_channel,
+                  "queued_litigator_or_deceased": flagged},
+    )
+
+
+_SCORED_SAMPLE = """
+SELECT id::text AS id, lead_score, campaign_status::text AS campaign_status,
+       assigned_broker_id IS NOT NULL AS assigned, litigator OR deceased AS flagged
+FROM leads WHERE verified_at IS NOT NULL
+ORDER BY updated_at DESC LIMIT %(limit)s
+"""
+
+_CONTACTABLE_SAMPLE = """
+SELECT lead_id::text AS lead_id, broker_id::text AS broker_id, email
+FROM contactable_leads ORDER BY refreshed_at DESC LIMIT %(limit)s
+"""
+
+_BATCH_SAMPLE = """
+SELECT lead_id::text AS lead_id, broker_id::text AS broker_id, campaign_id,
+       consent_token_id::text AS consent_token_id, status
+FROM campaign_sends
+WHERE %(dates)s::date[] IS NULL OR batch_date = ANY(%(dates)s::date[])
+ORDER BY batch_date DESC, lead_id LIMIT %(limit)s
+"""
+
+
+@dg.asset_check(
+    asset=scored_leads,
+    blocking=True,
+    description="Recently updated verified leads match ScoredLeadsTable (score 0-100, queued means assigned).",
+)
+def scored_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Every verified lead has a score after a run; outreach statuses need a broker and no safety flag."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, ScoredLeadsTable, _SCORED_SAMPLE, key="id")
+
+
+@dg.asset_check(asset=contactable_leads, blocking=True,
+                description="The newest rows of the contactable set match ContactableLeadsTable.")
+def contactable_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """One row per lead with a broker and a lower-case address: what the feeder relies on."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, ContactableLeadsTable, _CONTACTABLE_SAMPLE, key="lead_id",
+                                  warn_only=EMAIL_SHAPE_CHECKS)
+
+
+@dg.asset_check(asset=daily_campaign_batch, blocking=True,
+                description="The run's batch rows match CampaignBatchTable (a campaign and a consent token each).")
+def campaign_batch_matches_schema(
+    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+) -> dg.AssetCheckResult:
+    """A send without a campaign or a consent token cannot be pushed correctly: stop before the push."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, CampaignBatchTable, _BATCH_SAMPLE,
+                                  {"dates": checked_dates(context.run.tags)}, key="lead_id")

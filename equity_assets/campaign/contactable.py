@@ -1,9 +1,9 @@
-"""The contactable set (seed: ``mv_contactable_leads``), maintained incrementally.
+"""The contactable set (in place of a ``mv_contactable_leads`` view), maintained incrementally.
 
 A lead is contactable when it has a usable verified email (verified, and no email result code
 the code map marks unusable or suppressing), the address is not on the suppression list, a broker
 is assigned, and its status is ``new``, ``queued`` or ``active`` (so never ``do_not_contact``).
-Email outreach is opt-out (DESIGN §4): consent is not part of this rule.
+Email outreach is opt-out (docs/compliance.md): consent is not part of this rule.
 
 Each refresh re-evaluates only what may have changed since the last one:
 - leads whose ``updated_at`` is at or after the watermark;

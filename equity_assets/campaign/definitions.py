@@ -2,18 +2,31 @@
 
 import dagster as dg
 
-from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads
-from .checks import campaign_batch_checks
+from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads, scored_leads
+from .checks import (
+    campaign_batch_checks,
+    campaign_batch_matches_schema,
+    contactable_leads_match_schema,
+    queued_leads_are_assigned_and_contactable,
+    scored_leads_match_schema,
+)
 from .schedules import (
     contactable_leads_job,
     contactable_leads_schedule,
     daily_campaign_job,
     daily_campaign_schedule,
+    scored_leads_job,
 )
 
 defs = dg.Definitions(
-    assets=[contactable_leads, daily_campaign_batch, instantly_campaign_leads],
-    asset_checks=campaign_batch_checks,
-    jobs=[contactable_leads_job, daily_campaign_job],
+    assets=[scored_leads, contactable_leads, daily_campaign_batch, instantly_campaign_leads],
+    asset_checks=[
+        *campaign_batch_checks,
+        campaign_batch_matches_schema,
+        queued_leads_are_assigned_and_contactable,
+        scored_leads_match_schema,
+        contactable_leads_match_schema,
+    ],
+    jobs=[scored_leads_job, contactable_leads_job, daily_campaign_job],
     schedules=[contactable_leads_schedule, daily_campaign_schedule],
 )

@@ -20,6 +20,7 @@ from datetime import date, datetime
 
 import psycopg
 
+from ..observe.events import Event, Stage, record_lead_events
 from ..security.consent import mint_many
 
 SELECTION_LOCK_KEY = 7_204_111_008
@@ -72,15 +73,6 @@ FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::uuid[]) AS t(lead_id, broker
 
 _ACTIVATE_SQL = "UPDATE leads SET campaign_status = 'active' WHERE id = ANY(%s)"
 
-# One event per lead, keyed by lead: a lead is queued once in its life.
-_QUEUED_EVENTS_SQL = """
-INSERT INTO pipeline_events (event_type, stage, lead_id, run_id, partition_key, count, payload, idempotency_key)
-SELECT 'campaign_queued', 'daily_campaign_batch', t.lead_id, %s, %s, 1,
-       jsonb_build_object('broker_id', t.broker_id), 'campaign_queued:' || t.lead_id
-FROM unnest(%s::uuid[], %s::uuid[]) AS t(lead_id, broker_id)
-ON CONFLICT (idempotency_key) DO NOTHING
-"""
-
 
 @dataclass(frozen=True)
 class DaySelection:
@@ -125,7 +117,12 @@ def select_day(
         tokens = mint_many(conn, lead_ids, now=now, batch_date=batch_date)
         conn.execute(_INSERT_SENDS_SQL, (batch_date, lead_ids, broker_ids, campaign_ids, [t.token_id for t in tokens]))
         conn.execute(_ACTIVATE_SQL, (lead_ids,))
-        conn.execute(_QUEUED_EVENTS_SQL, (run_id, batch_date.isoformat(), lead_ids, broker_ids))
+        # one event per lead, keyed by lead: a lead is queued once in its life
+        record_lead_events(
+            conn, Event.CAMPAIGN_QUEUED, stage=Stage.DAILY_CAMPAIGN_BATCH, lead_ids=lead_ids,
+            payloads=[{"broker_id": str(broker)} for broker in broker_ids],
+            run_id=run_id, partition_key=batch_date.isoformat(),
+        )
     return DaySelection(
         batch_date=batch_date,
         selected=len(lead_ids),

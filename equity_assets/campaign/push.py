@@ -22,13 +22,12 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 
-from ..http import ProviderAuthError, ProviderHTTPError
-from ..observe.events import DeadLetter, send_to_dlq
+from ..vendors.http import ProviderAuthError, ProviderHTTPError
+from ..observe.events import DeadLetter, Event, Stage, record_lead_events, send_to_dlq
 from ..security.consent import build_token, consent_secret, consent_url, mint_many
-from .models import ChunkResult, InstantlyLead
-from .resources import InstantlyChunkError, InstantlyResource
+from ..vendors.instantly import ChunkResult, InstantlyChunkError, InstantlyLead, InstantlyResource
 
-STAGE = "instantly_campaign_leads"
+STAGE = Stage.INSTANTLY_CAMPAIGN_LEADS
 #: A link that dies within this long after sending is not worth mailing: mint a fresh one.
 DEFAULT_MIN_TOKEN_VALIDITY = timedelta(days=1)
 
@@ -66,14 +65,6 @@ WHERE cs.batch_date = %s AND cs.lead_id = t.lead_id
 _MARK_PUSHED_SQL = """
 UPDATE campaign_sends SET status = 'pushed', pushed_at = %s, error = NULL
 WHERE batch_date = %s AND lead_id = ANY(%s) AND status = 'queued'
-"""
-
-_SENT_EVENTS_SQL = """
-INSERT INTO pipeline_events (event_type, stage, lead_id, run_id, partition_key, count, payload, idempotency_key)
-SELECT 'email_sent', %s, t.lead_id, %s, %s, 1, jsonb_build_object('campaign_id', %s::text),
-       'email_sent:' || t.lead_id
-FROM unnest(%s::uuid[]) AS t(lead_id)
-ON CONFLICT (idempotency_key) DO NOTHING
 """
 
 _MARK_ERROR_SQL = "UPDATE campaign_sends SET error = %s WHERE batch_date = %s AND lead_id = ANY(%s)"
@@ -193,7 +184,10 @@ def record_chunk(
     """Instantly confirmed the chunk: its rows are pushed, each with one ``email_sent`` event."""
     lead_ids = [s.lead_id for s in chunk]
     conn.execute(_MARK_PUSHED_SQL, (now, batch_date, lead_ids))
-    conn.execute(_SENT_EVENTS_SQL, (STAGE, run_id, batch_date.isoformat(), campaign, lead_ids))
+    record_lead_events(
+        conn, Event.EMAIL_SENT, stage=STAGE, lead_ids=lead_ids, payloads=[{"campaign_id": campaign}] * len(lead_ids),
+        run_id=run_id, partition_key=batch_date.isoformat(),
+    )
     if result.invalid_email_count:
         # Instantly refused some addresses; no retry will change that, so a human looks at them.
         send_to_dlq(conn, STAGE, [DeadLetter(

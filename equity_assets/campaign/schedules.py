@@ -2,8 +2,14 @@
 
 import dagster as dg
 
-from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads
+from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads, scored_leads
 from .partitions import CAMPAIGN_TIMEZONE
+
+scored_leads_job = dg.define_asset_job(
+    "scored_leads_job",
+    selection=dg.AssetSelection.assets(scored_leads),  # its check comes along
+    description="Re-score verified leads and assign waiting ones to brokers (no vendor calls).",
+)
 
 contactable_leads_job = dg.define_asset_job(
     "contactable_leads_job",

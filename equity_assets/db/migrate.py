@@ -2,7 +2,8 @@
 
 Each applied file is recorded in `schema_migrations` with its SHA-256. Re-running is a no-op;
 a file whose content changed after it was applied is refused, because the database no longer
-matches what the repository says it is.
+matches what the repository says it is. The one exception is :data:`REWORDED`: files whose
+comments (never statements) were reworded after release, each with the checksum it replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MIGRATION_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
 # One runner at a time per database; concurrent `equity db migrate` calls wait here.
 MIGRATION_LOCK_KEY = 7_204_111_001
+
+
+#: Applied files whose comments were reworded (no statement changed) -> the checksums they replaced.
+#: A database that applied the earlier text is moved to the current checksum by :func:`migrate`.
+REWORDED: dict[str, frozenset[str]] = {
+    "0004_row_level_security.sql": frozenset({"33d44e497998af50ce7e8577910b86bc2a4b5e76ae34278c8f9293e47c5f90ca"}),
+    "0005_verification.sql": frozenset({"40fd9b1d297f454d85076ff9497b91f4b9c0dbb74cea5a40740ddd0777719580"}),
+    "0006_gateway.sql": frozenset({"641a56b73b69305889256152c14b45fc140cd2289d16b9d0ea38d68832f1811f"}),
+    "0007_campaign.sql": frozenset({"589681740a0e72c1c42020795608c287c8e23c2b5432ee8b18b03cbe0ca83623"}),
+}
 
 
 class MigrationError(RuntimeError):
@@ -57,7 +68,10 @@ def applied_migrations(conn: psycopg.Connection) -> dict[str, str]:
 def pending_migrations(applied: dict[str, str], migrations: list[Migration]) -> list[Migration]:
     """Files not yet applied; raises if an applied file was edited or removed."""
     on_disk = {m.name: m for m in migrations}
-    edited = [n for n, c in applied.items() if n in on_disk and on_disk[n].checksum != c]
+    edited = [
+        n for n, c in applied.items()
+        if n in on_disk and on_disk[n].checksum != c and c not in REWORDED.get(n, frozenset())
+    ]
     if edited:
         raise MigrationError(
             f"applied migration(s) were edited: {edited}; add a new migration instead of changing one"
@@ -74,7 +88,11 @@ def migrate(dsn: str, sql_dir: Path = SQL_DIR) -> list[str]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
-            todo = pending_migrations(applied_migrations(conn), migrations)
+            applied = applied_migrations(conn)
+            todo = pending_migrations(applied, migrations)
+            for m in migrations:
+                if applied.get(m.name) in REWORDED.get(m.name, frozenset()):
+                    conn.execute("UPDATE schema_migrations SET checksum = %s WHERE name = %s", (m.checksum, m.name))
             for m in todo:
                 with conn.transaction():
                     conn.execute(m.sql)

@@ -28,11 +28,11 @@ from typing import Any
 
 import psycopg
 
-from ..observe.events import DeadLetter, record_event, send_to_dlq
-from ..vendor_webhooks import InstantlyEvent, WireError
+from ..observe.events import DeadLetter, Event, Stage, record_event, send_to_dlq
+from ..vendors.webhooks import InstantlyEvent, WireError
 from .classifier import CLASSIFIER_NAME, Classification, classify_event
 
-STAGE = "email_replies"
+STAGE = Stage.EMAIL_REPLIES
 PROVIDER = "instantly"
 DEFAULT_MAX_TRIES = 3
 #: Internal do-not-call entries are kept five years; e-mail opt-outs are permanent.
@@ -181,7 +181,7 @@ def apply_effects(conn: psycopg.Connection, event_id: int, event: InstantlyEvent
             {"at": at, "intent": verdict.intent, "lead": lead_id},
         )
     if event.event_type == "reply_received":
-        record_event(conn, "email_replied", stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
+        record_event(conn, Event.EMAIL_REPLIED, stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
                      payload={"intent": verdict.intent, "revocation": verdict.revocation,
                               "webhook_event_id": event_id},
                      idempotency_key=f"email_replied:{event_id}")
@@ -191,7 +191,7 @@ def apply_effects(conn: psycopg.Connection, event_id: int, event: InstantlyEvent
         suppress_email(conn, event.lead_email, "bounce", f"bounced (webhook event {event_id})", lead_id)
         # The address does not take mail: it is no longer a usable, verified channel.
         conn.execute("UPDATE leads SET email_verified = false WHERE email = %s", (event.lead_email,))
-        record_event(conn, "email_bounced", stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
+        record_event(conn, Event.EMAIL_BOUNCED, stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
                      idempotency_key=f"email_bounced:{event_id}")
 
 
@@ -225,6 +225,6 @@ def revoke(conn: psycopg.Connection, event_id: int, event: InstantlyEvent, verdi
                VALUES (%s, %s, 'revoked', %s, %s, 'email_reply')""",
             (lead_id, broker_id, reason, consented_phone or phone),
         )
-        record_event(conn, "consent_revoked", stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
+        record_event(conn, Event.CONSENT_REVOKED, stage=STAGE, lead_id=lead_id, run_id=run_id, count=1,
                      payload={"intent": verdict.intent, "webhook_event_id": event_id},
                      idempotency_key=f"consent_revoked:{event_id}:{lead_id}")

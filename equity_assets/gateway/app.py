@@ -1,4 +1,4 @@
-"""The gateway's HTTP application: signed uploads and the health check (DESIGN §5–§6).
+"""The gateway's HTTP application: signed uploads and the health check (docs/architecture.md).
 
 ``POST /v1/uploads`` streams the body to a temp file while hashing and HMACing it (never holding it
 in memory), enforces the size limit as bytes arrive, verifies the signature (ours or Standard

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from equity_assets.engage import consent as capture
+from equity_assets.gateway import consent_capture as capture
 from equity_assets.security.consent import consent_secret
 
 from .errors import client_ip

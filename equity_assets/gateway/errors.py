@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from equity_assets.observe.events import Event
+
 from .records import record_rejection
 
 log = logging.getLogger("equity_assets.gateway")
@@ -66,9 +68,9 @@ def _within(address: str, networks: list) -> bool:
     return _is_ip(address) and any(ipaddress.ip_address(address) in n for n in networks)
 
 
-def rejection_event_type(request: Request) -> str:
+def rejection_event_type(request: Request) -> Event:
     """Uploads have their own event type so the funnel and the alert checks can count them."""
-    return "upload_rejected" if request.url.path.startswith("/v1/uploads") else "request_rejected"
+    return Event.UPLOAD_REJECTED if request.url.path.startswith("/v1/uploads") else Event.REQUEST_REJECTED
 
 
 def error_response(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None,

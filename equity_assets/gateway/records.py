@@ -8,9 +8,9 @@ from typing import Any
 
 import psycopg
 
-from equity_assets.observe.events import record_event
+from equity_assets.observe.events import Event, Stage, record_event
 
-STAGE = "gateway"
+STAGE = Stage.GATEWAY
 
 # Claim the content hash; an existing row is only taken over once it has expired.
 _CLAIM_GUARD = """
@@ -77,7 +77,7 @@ def record_upload(conn: psycopg.Connection, upload: NewUpload, replay_window: ti
     conn.execute("UPDATE ingest_replay_guard SET upload_id = %s WHERE content_sha256 = %s",
                  (upload_id, upload.content_sha256))
     record_event(
-        conn, "upload_received", stage=STAGE, upload_id=upload_id, count=1,
+        conn, Event.UPLOAD_RECEIVED, stage=STAGE, upload_id=upload_id, count=1,
         payload={"bytes": upload.byte_size, "source": upload.source, "content_sha256": upload.content_sha256,
                  "scheme": upload.scheme, "secret_index": upload.secret_index},
         idempotency_key=f"upload_received:{upload_id}",
@@ -85,7 +85,7 @@ def record_upload(conn: psycopg.Connection, upload: NewUpload, replay_window: ti
     return UploadOutcome(upload_id=upload_id)
 
 
-def record_rejection(conn: psycopg.Connection, event_type: str, reason: str, client_ip: str | None,
+def record_rejection(conn: psycopg.Connection, event_type: Event, reason: str, client_ip: str | None,
                      details: dict[str, Any] | None = None) -> None:
     """Append a rejection event: reason, client IP and safe details — never a body or a secret."""
     record_event(conn, event_type, stage=STAGE,

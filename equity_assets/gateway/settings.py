@@ -36,7 +36,7 @@ def default_upload_dir() -> Path:
 
 @dataclass(frozen=True)
 class GatewaySettings:
-    """Tunables of one gateway process; the defaults are DESIGN §6's.
+    """Tunables of one gateway process; the defaults are those in docs/architecture.md ("Gateway").
 
     ``clock`` (unix seconds) decides signature freshness; tests inject a fixed one so the ±300 s
     boundary is exact. Rate-limit windows use the database's clock instead, so every gateway

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from equity_assets import vendor_webhooks as wire
+from equity_assets.vendors import webhooks as wire
 from equity_assets.security import webhook_auth
 from equity_assets.security.signing import SecretError, SignatureError
 

@@ -5,7 +5,7 @@ import time
 import dagster as dg
 
 from ..db.resources import PostgresResource
-from ..observe.events import DeadLetter, record_event, send_to_dlq
+from ..observe.events import DeadLetter, Event, Stage, clear_pending_dead_letters, record_event, send_to_dlq
 from .columns import UploadFormatError
 from .merge import merge_upload
 from .partitions import uploads_partitions
@@ -25,10 +25,9 @@ def fail_upload(postgres: PostgresResource, upload_id: str, reason: str, run_id:
     """Record a refused file (status, DLQ, event) in its own transaction, then fail the run."""
     with postgres.connection() as conn:
         conn.execute("UPDATE uploads SET status = 'failed', error = %s WHERE id = %s", (reason, upload_id))
-        conn.execute("DELETE FROM pipeline_dlq WHERE stage = %s AND source_ref = %s AND row_number IS NULL "
-                     "AND status = 'pending'", (STAGE, upload_id))
+        clear_pending_dead_letters(conn, STAGE, upload_id, file_level_only=True)
         send_to_dlq(conn, STAGE, [DeadLetter(reason=reason, source_ref=upload_id)], run_id=run_id)
-        record_event(conn, "upload_failed", stage=STAGE, upload_id=upload_id, run_id=run_id,
+        record_event(conn, Event.UPLOAD_FAILED, stage=STAGE, upload_id=upload_id, run_id=run_id,
                      payload={"reason": reason})
     raise dg.Failure(description=f"upload {upload_id} refused: {reason}", allow_retries=False)
 
@@ -57,7 +56,7 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
             counts = stage_upload(conn, upload_id, path, source=source, run_id=context.run.run_id, log=context.log)
             conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, error = NULL WHERE id = %s",
                          (counts.file_rows, upload_id))
-            record_event(conn, "upload_staged", stage=STAGE, upload_id=upload_id, run_id=context.run.run_id,
+            record_event(conn, Event.UPLOAD_STAGED, stage=STAGE, upload_id=upload_id, run_id=context.run.run_id,
                          count=counts.staged, duration_ms=int(counts.seconds * 1000),
                          payload={"rejected": counts.rejected, "file_rows": counts.file_rows})
     except (UploadFormatError, UnicodeDecodeError) as exc:
@@ -150,7 +149,7 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
             "SELECT count(*) FROM lead_sources WHERE upload_id = %s", (upload_id,)
         ).fetchone()[0] - counts.staged
         conn.execute("UPDATE uploads SET status = 'merged' WHERE id = %s", (upload_id,))
-        record_event(conn, "dedupe_success", stage="deduped_leads", upload_id=upload_id, run_id=context.run.run_id,
+        record_event(conn, Event.DEDUPE_SUCCESS, stage=Stage.DEDUPED_LEADS, upload_id=upload_id, run_id=context.run.run_id,
                      count=counts.staged, duration_ms=int(counts.seconds * 1000),
                      payload=counts.as_metadata(), idempotency_key=f"dedupe_success:{upload_id}")
     context.log.info("merged upload %s: %s", upload_id, counts)

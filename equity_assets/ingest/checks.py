@@ -3,7 +3,9 @@
 import dagster as dg
 
 from ..db.resources import PostgresResource
-from .assets import deduped_leads
+from ..observe.validation import check_table_sample
+from .assets import deduped_leads, staged_leads
+from .schemas import StagedRowsTable, UploadLeadsTable
 from .staging import STAGE
 
 # Broker-created leads are outside pipeline identity: their keys are neither unique nor matched.
@@ -59,3 +61,35 @@ def lineage_accounts(conn, upload_id: str | None) -> dg.AssetCheckResult:
 def staged_rows_accounted_for(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
     with postgres.connection() as conn:
         return lineage_accounts(conn, context.partition_key if context.has_partition_key else None)
+
+
+_STAGED_SAMPLE = """
+SELECT row_number, property_address, property_state, property_zip, email, phone, ltv, estimated_value,
+       loan_balance, addr_hash
+FROM leads_staging WHERE upload_id = %(upload)s::uuid ORDER BY row_number LIMIT %(limit)s
+"""
+
+_UPLOAD_LEADS_SAMPLE = """
+SELECT l.id::text AS id, l.mak, l.property_state, l.property_zip, l.email, l.phone, l.addr_hash, l.apn
+FROM leads l
+WHERE l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %(upload)s::uuid)
+ORDER BY l.id LIMIT %(limit)s
+"""
+
+
+@dg.asset_check(asset=staged_leads, blocking=True,
+                description="A sample of the upload's staged rows matches StagedRowsTable (formats, ranges).")
+def staged_rows_match_schema(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Read back what the COPY wrote: a parser fault must not reach `leads`."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, StagedRowsTable, _STAGED_SAMPLE, {"upload": context.partition_key},
+                                  key="row_number")
+
+
+@dg.asset_check(asset=deduped_leads, blocking=True,
+                description="A sample of the leads this upload became matches UploadLeadsTable.")
+def upload_leads_match_schema(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    """Read back the merge's leads: formats hold and every lead keeps a dedupe key."""
+    with postgres.connection() as conn:
+        return check_table_sample(conn, UploadLeadsTable, _UPLOAD_LEADS_SAMPLE, {"upload": context.partition_key},
+                                  key="id")

@@ -121,7 +121,7 @@ def staging_table_ddl(table: str = "leads_staging") -> str:
     return f"CREATE UNLOGGED TABLE {table} (\n  {body}\n);"
 
 
-# The 42 headers of a PropStream export, in file order (reference/external-apis.md).
+# The 42 headers of a PropStream export, in file order (docs/vendors.md).
 PROPSTREAM_HEADERS: Final[tuple[str, ...]] = (
     "Address", "Unit #", "City", "State", "Zip", "County", "APN", "Owner Occupied",
     "Owner 1 First Name", "Owner 1 Last Name", "Company Name", "Owner 2 First Name",

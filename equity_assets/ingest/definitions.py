@@ -3,12 +3,17 @@
 import dagster as dg
 
 from .assets import deduped_leads, staged_leads
-from .checks import no_duplicate_lead_keys, staged_rows_accounted_for
+from .checks import (
+    no_duplicate_lead_keys,
+    staged_rows_accounted_for,
+    staged_rows_match_schema,
+    upload_leads_match_schema,
+)
 from .sensors import ingest_upload_job, upload_sensor
 
 defs = dg.Definitions(
     assets=[staged_leads, deduped_leads],
-    asset_checks=[no_duplicate_lead_keys, staged_rows_accounted_for],
+    asset_checks=[no_duplicate_lead_keys, staged_rows_accounted_for, staged_rows_match_schema, upload_leads_match_schema],
     jobs=[ingest_upload_job],
     sensors=[upload_sensor],
 )

@@ -22,6 +22,7 @@ from pandera.typing import Series
 
 from equity_assets.ingest.columns import STAGING_COLUMN_NAMES
 from equity_assets.ingest.normalize import STATE_CODES
+from equity_assets.observe.validation import E164, EMAIL, MAK, ZIP5
 
 Text = Annotated[pd.StringDtype, "pyarrow", pd.NA]
 TextList = Annotated[pd.ArrowDtype, pyarrow.list_(pyarrow.string())]
@@ -169,3 +170,47 @@ def _row_failures(cases: pd.DataFrame) -> list[RowFailure]:
         columns = tuple(sorted(reasons, key=lambda c: order.get(c, len(order))))
         failures.append(RowFailure(position, columns, tuple(reasons[c] for c in columns)))
     return failures
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-back contracts: what the ingest stages wrote, checked by their asset checks
+# ---------------------------------------------------------------------------------------------
+
+
+class StagedRowsTable(pa.DataFrameModel):
+    """`leads_staging` rows of one upload, read back after the COPY."""
+
+    row_number: Series[int] = pa.Field(ge=1, unique=True)
+    property_address: Series[pd.StringDtype] = pa.Field(nullable=False)
+    property_state: Series[pd.StringDtype] = pa.Field(nullable=True, isin=_STATES)
+    property_zip: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=ZIP5)
+    email: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=EMAIL)
+    phone: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=E164)
+    ltv: Series[float] = pa.Field(nullable=True, ge=0, le=MAX_LTV_PERCENT)
+    estimated_value: Series[float] = pa.Field(nullable=True, ge=0)
+    loan_balance: Series[float] = pa.Field(nullable=True, ge=0)
+    addr_hash: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
+
+    class Config:
+        coerce = True
+
+
+class UploadLeadsTable(pa.DataFrameModel):
+    """`leads` an upload's rows became (through `lead_sources`), read back after the merge."""
+
+    id: Series[pd.StringDtype] = pa.Field(unique=True)
+    mak: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=MAK)
+    property_state: Series[pd.StringDtype] = pa.Field(nullable=True, isin=_STATES)
+    property_zip: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=ZIP5)
+    email: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=EMAIL)
+    phone: Series[pd.StringDtype] = pa.Field(nullable=True, str_matches=E164)
+    addr_hash: Series[pd.StringDtype] = pa.Field(nullable=True)
+    apn: Series[pd.StringDtype] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(name="has_a_dedupe_key", ignore_na=False)
+    def _has_a_key(cls, frame: pd.DataFrame) -> Series[bool]:
+        """A lead nothing can match again would be duplicated by the next upload."""
+        return frame["mak"].notna() | frame["addr_hash"].notna() | frame["apn"].notna()
+
+    class Config:
+        coerce = True

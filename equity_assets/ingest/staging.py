@@ -6,12 +6,11 @@ import time
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from ..observe.events import DeadLetter, Stage, clear_pending_dead_letters, copy_dead_letters
 from .parsing import Reject, read_upload
 
-STAGE = "staged_leads"
-COPY_DLQ = "COPY pipeline_dlq (stage, source_ref, row_number, column_name, reason, payload, run_id) FROM STDIN"
+STAGE = Stage.STAGED_LEADS
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,7 @@ class StageCounts:
 def clear_partition(conn: psycopg.Connection, upload_id: str) -> None:
     """Delete-then-insert: a re-run of the partition replaces what an earlier run staged."""
     conn.execute("DELETE FROM leads_staging WHERE upload_id = %s", (upload_id,))
-    conn.execute(
-        "DELETE FROM pipeline_dlq WHERE stage = %s AND source_ref = %s AND status = 'pending'",
-        (STAGE, upload_id),
-    )
+    clear_pending_dead_letters(conn, STAGE, upload_id)
 
 
 def analyze(conn: psycopg.Connection, table: str) -> None:
@@ -41,9 +37,8 @@ def analyze(conn: psycopg.Connection, table: str) -> None:
 
 
 def write_rejects(conn: psycopg.Connection, upload_id: str, rejects: list[Reject], run_id: str | None) -> None:
-    with conn.cursor().copy(COPY_DLQ) as copy:
-        for r in rejects:
-            copy.write_row((STAGE, upload_id, r.row_number, r.column, r.reason, Jsonb(r.raw), run_id))
+    letters = (DeadLetter(r.reason, upload_id, r.row_number, r.column, r.raw) for r in rejects)
+    copy_dead_letters(conn, STAGE, letters, run_id=run_id)
 
 
 def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source: str,

@@ -3,20 +3,7 @@
 import dagster as dg
 
 from ..db.resources import PostgresResource
-
-# The seed's funnel, in order.
-FUNNEL_STAGES = (
-    "upload_received",
-    "dedupe_success",
-    "email_verified",
-    "lead_queued",
-    "campaign_queued",
-    "email_sent",
-    "email_replied",
-    "call_initiated",
-    "appointment_booked",
-    "application_submitted",
-)
+from .events import FUNNEL
 
 FUNNEL_SQL = """
 SELECT event_type,
@@ -44,11 +31,11 @@ def pipeline_funnel(context: dg.AssetExecutionContext, postgres: PostgresResourc
         "leads": leads,
         "dlq_pending": dlq_pending,
     }
-    for stage in FUNNEL_STAGES:
+    for stage in FUNNEL:
         events, items, p95 = rows.get(stage, (0, 0, None))
         metadata[f"{stage}_items"] = int(items or 0)
         if p95 is not None:
             metadata[f"{stage}_p95_ms"] = float(p95)
-    context.log.info("funnel: %s", {s: metadata[f"{s}_items"] for s in FUNNEL_STAGES})
+    context.log.info("funnel: %s", {str(s): metadata[f"{s}_items"] for s in FUNNEL})
     return dg.MaterializeResult(metadata=metadata)
 

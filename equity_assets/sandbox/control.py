@@ -1,19 +1,20 @@
-"""A thin client for the sandbox's ``/_sandbox/*`` routes (used by tests, benchmarks and the demo)."""
+"""A thin client for the sandbox's ``/_sandbox/*`` routes (used by tests, benchmarks and the demo); stdlib only."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from typing import Any
 
-import requests
-
-from equity_assets.http import DEFAULT_TIMEOUT
+#: Seconds to wait for the sandbox's answer (it is local; anything slower is a bug).
+DEFAULT_TIMEOUT_S = 30.0
 
 
 class SandboxControl:
     """Inspect and steer a running sandbox at ``base_url``."""
 
-    def __init__(self, base_url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, base_url: str, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
@@ -36,7 +37,7 @@ class SandboxControl:
         body: dict[str, Any] = dict(knobs)
         if path_faults is not None:
             body["path_faults"] = path_faults
-        return self._call("POST", "/_sandbox/faults", json=body)
+        return self._call("POST", "/_sandbox/faults", body)
 
     def campaign_leads(self, campaign_id: str) -> list[dict[str, Any]]:
         """Leads an Instantly campaign holds, each with its ``upload_count``."""
@@ -59,7 +60,13 @@ class SandboxControl:
                 return counters
             time.sleep(0.1)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
-        response.raise_for_status()
-        return response.json()
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One JSON call; an error status raises ``urllib.error.HTTPError``."""
+        request = urllib.request.Request(
+            self.base_url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            return json.loads(response.read() or b"null")

@@ -27,12 +27,13 @@ import json
 import queue
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -102,7 +103,6 @@ class WebhookSender:
         self._queue: queue.Queue[tuple[Registration, bytes, str]] = queue.Queue()
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._session = requests.Session()
         threading.Thread(target=self._deliver_forever, name="sandbox-webhooks", daemon=True).start()
 
     def register(self, body: dict[str, Any]) -> Registration:
@@ -157,15 +157,15 @@ class WebhookSender:
         headers = {"Content-Type": "application/json", **registration.headers}
         for attempt in range(DELIVERY_TRIES):
             wait = self.retry_base_s * 2 ** attempt
+            request = urllib.request.Request(registration.target_hook_url, data=body, headers=headers, method="POST")
             try:
-                answer = self._session.post(registration.target_hook_url, data=body, headers=headers,
-                                            timeout=DELIVERY_TIMEOUT_S)
-                if 200 <= answer.status_code < 300:
-                    return True
+                with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT_S):
+                    return True  # urlopen raises HTTPError on any status outside 2xx/3xx
+            except urllib.error.HTTPError as answer:
                 retry_after = answer.headers.get("Retry-After", "")
-                if answer.status_code == 429 and retry_after.isdigit():
+                if answer.code == 429 and retry_after.isdigit():
                     wait = min(float(retry_after), MAX_RETRY_AFTER_S)
-            except requests.RequestException:
+            except (urllib.error.URLError, OSError):
                 pass
             with self._lock:
                 self.stats.retries += 1

@@ -1,6 +1,6 @@
 """Simulated Melissa Personator Consumer: ``POST /v3/WEB/ContactVerify/doContactVerify``.
 
-Wire format per reference/external-apis.md: every response value is a string, blanks are a single
+Wire format as in docs/vendors.md: every response value is a string, blanks are a single
 space, request-level errors go in ``TransmissionResults`` with HTTP 200, malformed JSON is HTTP 400
 problem-details. Outcomes are drawn from the normalized input and the seed only.
 """

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from equity_assets.ingest.normalize import STATE_NAMES
-
 _STREET_WORDS = {
     "STREET": "ST", "STR": "ST", "AVENUE": "AVE", "AV": "AVE", "AVN": "AVE", "ROAD": "RD",
     "DRIVE": "DR", "DRV": "DR", "BOULEVARD": "BLVD", "BOUL": "BLVD", "LANE": "LN", "COURT": "CT",
@@ -30,8 +28,21 @@ _UNIT_WORDS = {
     "RM": "RM", "ROOM": "RM", "SPC": "SPC", "SPACE": "SPC", "#": "#",
 }
 
-# State names are reference data (USPS), not pipeline behaviour, so the table is shared.
-_STATES = STATE_NAMES
+# USPS state codes and names. The sandbox keeps its own copy: it is sealed
+# from the pipeline it simulates vendors for.
+_STATE_TABLE = """
+    AL Alabama, AK Alaska, AZ Arizona, AR Arkansas, CA California, CO Colorado,
+    CT Connecticut, DE Delaware, DC District Of Columbia, FL Florida, GA Georgia, HI Hawaii,
+    ID Idaho, IL Illinois, IN Indiana, IA Iowa, KS Kansas, KY Kentucky, LA Louisiana,
+    ME Maine, MD Maryland, MA Massachusetts, MI Michigan, MN Minnesota, MS Mississippi,
+    MO Missouri, MT Montana, NE Nebraska, NV Nevada, NH New Hampshire, NJ New Jersey,
+    NM New Mexico, NY New York, NC North Carolina, ND North Dakota, OH Ohio, OK Oklahoma,
+    OR Oregon, PA Pennsylvania, RI Rhode Island, SC South Carolina, SD South Dakota,
+    TN Tennessee, TX Texas, UT Utah, VT Vermont, VA Virginia, WA Washington,
+    WV West Virginia, WI Wisconsin, WY Wyoming, PR Puerto Rico, GU Guam, VI Virgin Islands,
+    AS American Samoa, MP Northern Mariana Islands
+"""
+_STATES = {name.upper(): code for code, name in (item.strip().split(" ", 1) for item in _STATE_TABLE.split(","))}
 
 _PUNCTUATION = re.compile(r"[.,;:]+")
 _SPACES = re.compile(r"\s+")

@@ -1,4 +1,4 @@
-"""Consent tokens (DESIGN §6): signed, single-use links a lead follows to give consent.
+"""Consent tokens (docs/compliance.md): signed, single-use links a lead follows to give consent.
 
 Wire format: ``<base64url payload>.<base64url signature>``, no padding, URL-safe.
 

@@ -1,4 +1,4 @@
-"""Request signing and verification for the gateway (DESIGN §6).
+"""Request signing and verification for the gateway (docs/architecture.md, "Security").
 
 Two schemes, both HMAC-SHA256 over the **raw body bytes**, both with a ±300 s timestamp window
 (inclusive: exactly 300 s old or ahead is accepted) and several active secrets for rotation:

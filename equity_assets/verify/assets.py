@@ -1,4 +1,4 @@
-"""`verified_leads`: the verification work queue (Melissa, fallback BatchData), scoring and assignment."""
+"""`verified_leads`: the verification work queue (Melissa, fallback BatchData)."""
 
 import sys
 import time
@@ -13,12 +13,11 @@ import psycopg
 from pydantic import Field
 
 from equity_assets.db.resources import PostgresResource
-from equity_assets.observe.events import record_event
-from equity_assets.verify.assignment import AssignmentCounts, assign_leads
+from equity_assets.observe.events import Event, record_event
+from equity_assets.vendors.batchdata import BatchDataResource
+from equity_assets.vendors.melissa import MelissaResource
 from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
 from equity_assets.verify.router import ProviderRouter, RoutingResult
-from equity_assets.verify.scoring import ScoreWeights
 from equity_assets.verify.store import STAGE, DueCursor, WriteCounts, claim_due_leads, dead_letter, write_verdicts
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict
 
@@ -43,7 +42,6 @@ class VerifyConfig(dg.Config):
         description="Chunks claimed and sent to the providers ahead of the one being written. Each open chunk "
         "holds a pooled connection: PostgresResource.max_size must be at least prefetch_chunks + 1.",
     )
-    weights: ScoreWeights = Field(default_factory=ScoreWeights, description="Lead score weights.")
 
 
 @dataclass
@@ -101,21 +99,15 @@ def verified_leads(
     In chunks, each one transaction: claim due leads (SKIP LOCKED), ask the providers in
     `provider_order` (Melissa Personator, then BatchData skip trace on error or no match), write
     result codes, usable email/phone flags (per `verification_code_map`), MAK (a MAK another lead
-    owns folds this lead into that one), birth month, provider payloads and the lead score;
+    owns folds this lead into that one), birth month and provider payloads;
     DNC/TCPA phones, litigators, deceased owners and spamtraps go to `suppression_list`; leads no
-    provider could answer go to `pipeline_dlq` and stay due. Then contactable leads are assigned to
-    the least-loaded broker covering their state and queued. Fresh leads are never sent again.
+    provider could answer go to `pipeline_dlq` and stay due. Fresh leads are never sent again.
+    Scoring and broker assignment are `scored_leads`'s, so they can be redone without the vendors.
     """
     started = time.perf_counter()
     totals, router_state = verify_due_leads(context, config, postgres, melissa, batchdata)
-    with postgres.connection() as conn:
-        assignment = assign_leads(conn)
-        record_event(
-            conn, "lead_queued", stage=STAGE, count=assignment.queued, run_id=context.run.run_id,
-            payload=assignment.as_metadata(), idempotency_key=f"{STAGE}:{_attempt_key(context)}:lead_queued",
-        )
     seconds = time.perf_counter() - started
-    metadata = _metadata(totals, assignment, router_state, seconds)
+    metadata = _metadata(totals, router_state, seconds)
     context.log.info("verified_leads: %s", {k: v for k, v in metadata.items() if isinstance(v, (int, float))})
     if router_state["unavailable"]:
         # Every provider is down: fail the run so it shows, but do not retry the step at once
@@ -244,7 +236,7 @@ def _write_with_retry(
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
             with conn.transaction():
-                return write_verdicts(conn, verdicts, weights=config.weights, run_id=run_id, busy=busy)
+                return write_verdicts(conn, verdicts, run_id=run_id, busy=busy)
         except psycopg.errors.UniqueViolation:
             if attempt == _WRITE_ATTEMPTS:
                 raise
@@ -262,7 +254,7 @@ def _record_chunk_events(
     """`email_verified` / `phone_verified` funnel events for one chunk (idempotent per run attempt)."""
     duration_ms = int((time.perf_counter() - started) * 1000)
     payload = {"chunk": chunk, "verified": written.verified, "dlq": len(routing.unrouted), "matched": routing.matched}
-    for event_type, count in (("email_verified", written.usable_email), ("phone_verified", written.usable_phone)):
+    for event_type, count in ((Event.EMAIL_VERIFIED, written.usable_email), (Event.PHONE_VERIFIED, written.usable_phone)):
         record_event(
             conn, event_type, stage=STAGE, count=count, duration_ms=duration_ms, run_id=context.run.run_id,
             payload=payload, idempotency_key=f"{STAGE}:{_attempt_key(context)}:{chunk}:{event_type}",
@@ -275,7 +267,7 @@ def _attempt_key(context: dg.AssetExecutionContext) -> str:
 
 
 def _metadata(
-    totals: RunTotals, assignment: AssignmentCounts, router_state: dict[str, object], seconds: float
+    totals: RunTotals, router_state: dict[str, object], seconds: float
 ) -> dict[str, object]:
     metadata: dict[str, object] = {
         "leads_verified": totals.verified,
@@ -288,7 +280,6 @@ def _metadata(
         "merged_by_mak": totals.merged_by_mak,
         "mak_conflicts": totals.mak_conflicts,
         "held_back_for_twin": totals.held_back,
-        **assignment.as_metadata(),
         "chunks": totals.chunks,
         "retries": int(router_state["retries"]),  # type: ignore[call-overload]
         "duration_s": round(seconds, 3),

@@ -7,18 +7,18 @@ import dagster as dg
 
 from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.checks import (
-    queued_leads_are_assigned_and_contactable,
     suppressed_channels_are_not_usable,
     verification_dead_letters,
+    verified_leads_match_schema,
 )
 from equity_assets.verify.sensors import verification_due_sensor, verified_leads_job
 
 defs = dg.Definitions(
     assets=[verified_leads],
     asset_checks=[
-        queued_leads_are_assigned_and_contactable,
         suppressed_channels_are_not_usable,
         verification_dead_letters,
+        verified_leads_match_schema,
     ],
     jobs=[verified_leads_job],
     sensors=[verification_due_sensor],

@@ -1,9 +1,9 @@
 """The two verification providers behind one interface the router can fall back across.
 
 Each adapter sends one batch (at most the resource's ``batch_size``) through its Dagster
-resource and translates the typed results of :mod:`equity_assets.verify.models` into
+resource and translates the typed results of the vendor modules (:mod:`equity_assets.vendors`) into
 :class:`~equity_assets.verify.verdict.ProviderAnswer`. Errors are the resources' own
-:class:`~equity_assets.http.ProviderError` subclasses, raised after the client's retries.
+:class:`~equity_assets.vendors.http.ProviderError` subclasses, raised after the client's retries.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
-from equity_assets.verify.models import (
-    ContactInput,
-    PersonatorResult,
+from equity_assets.vendors.batchdata import (
+    BatchDataResource,
     SkipTraceInput,
     SkipTracePerson,
     SkipTracePhone,
     SkipTraceResult,
 )
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
+from equity_assets.vendors.melissa import ContactInput, MelissaResource, PersonatorResult
 from equity_assets.verify.verdict import (
     EMAIL_DECEASED,
     EMAIL_TESTED,

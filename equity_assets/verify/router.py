@@ -31,15 +31,15 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from equity_assets.http import (
+from equity_assets.vendors.http import (
     ProviderAuthError,
     ProviderError,
     ProviderHTTPError,
     ProviderResponseError,
     ProviderUnavailableError,
 )
+from equity_assets.vendors.melissa import MelissaLicenseError, MelissaTransmissionError
 from equity_assets.verify.providers import VerificationProvider
-from equity_assets.verify.resources import MelissaLicenseError, MelissaTransmissionError
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict, ProviderAnswer, combine_answers
 
 #: Melissa request-level codes that mean the account, not the request, is the problem.

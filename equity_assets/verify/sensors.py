@@ -8,8 +8,10 @@ from equity_assets.verify.store import count_due_leads
 
 verified_leads_job = dg.define_asset_job(
     "verified_leads_job",
-    selection=dg.AssetSelection.assets(verified_leads),  # its checks come along
-    description="Verify due leads, score and assign them.",
+    # Verification, then what consumes it directly (scored_leads: score + assignment), so one run
+    # leaves verified leads queued. Selected through the graph: verify does not import campaign.
+    selection=dg.AssetSelection.assets(verified_leads).downstream(depth=1),  # checks come along
+    description="Verify due leads, then score and assign them.",
 )
 
 #: Runs still going (or about to): while one exists the sensor does not pile up another.

@@ -15,27 +15,16 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from equity_assets.db.locks import set_lock_timeout
+from equity_assets.observe.events import DeadLetter, Stage, upsert_dead_letters
 from equity_assets.verify.router import Unrouted
-from equity_assets.verify.scoring import ScoreWeights, score_leads, score_sql
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict
 
-STAGE = "verified_leads"
+STAGE = Stage.VERIFIED_LEADS
 #: Statuses whose leads are (re-)verified; matches the partial index leads_verification_due_idx.
 _DUE_STATUSES = "('new', 'queued', 'active', 'replied')"
-
-
-#: Longest wait for a row lock. A run keeps several chunk transactions open at once; two runs
-#: (or a run and another writer) can each wait on a lock the other's *idle* transaction holds,
-#: a cycle PostgreSQL cannot see. The timeout turns that into an error (and a retried run).
-LOCK_TIMEOUT = "30s"
-
-
-def set_lock_timeout(conn: psycopg.Connection) -> None:
-    """Bound lock waits for the rest of this transaction."""
-    conn.execute("SELECT set_config('lock_timeout', %s, true)", (LOCK_TIMEOUT,))
 
 
 def dlq_ref(lead_id: str) -> str:
@@ -195,7 +184,6 @@ WITH usable_codes AS MATERIALIZED (
            l.litigator OR r.litigator AS final_litigator,
            l.deceased OR r.deceased AS final_deceased,
            array_union(l.dnc_phones, r.dnc_phones) AS final_dnc,
-           l.equity, l.estimated_value, l.loan_balance, l.ltv, l.owner_occupied, l.property_type,
            coalesce(r.birth_month, l.owner_birth_month) AS owner_birth_month,
            e.usable AS email_codes_usable, p.usable AS phone_codes_usable
     FROM verify_results r
@@ -217,8 +205,6 @@ WITH usable_codes AS MATERIALIZED (
                            WHERE s.channel = 'phone' AND s.value = j.final_phone
                              AND (s.expires_at IS NULL OR s.expires_at > now())) AS phone_verified
     FROM joined j
-), scored AS (
-    SELECT f.*, {score} AS lead_score FROM flagged f
 )
 UPDATE leads l SET
     mak = CASE WHEN l.mak IS NULL AND s.mak_owner IS NULL AND NOT l.broker_created THEN s.mak ELSE l.mak END,
@@ -239,7 +225,6 @@ UPDATE leads l SET
     verified_at = now(),
     melissa_payload = coalesce(s.melissa_payload, l.melissa_payload),
     provider_payload = coalesce(s.provider_payload, l.provider_payload),
-    lead_score = s.lead_score,
     campaign_status = CASE
         -- a known litigator or a deceased owner is never contacted
         WHEN l.campaign_status IN ('new', 'queued', 'active') AND (s.final_litigator OR s.final_deceased)
@@ -248,7 +233,7 @@ UPDATE leads l SET
         WHEN l.campaign_status = 'queued' AND NOT (s.email_verified OR s.phone_verified)
             THEN 'new'::campaign_status
         ELSE l.campaign_status END
-FROM scored s
+FROM flagged s
 WHERE l.id = s.lead_id
 RETURNING l.email_verified, l.phone_verified, s.provider, s.matched
 """
@@ -290,7 +275,7 @@ class WriteCounts:
     suppressed: int  # suppression_list rows added (or renewed)
     merged_by_mak: int
     mak_conflicts: int
-    survivors: tuple[str, ...]  # leads that absorbed another one (re-scored)
+    survivors: tuple[str, ...]  # leads that absorbed another one
     held_back: int  # left unwritten: their MAK twin is locked by another chunk of this run
 
 
@@ -298,11 +283,10 @@ def write_verdicts(
     conn: psycopg.Connection,
     verdicts: Sequence[LeadVerdict],
     *,
-    weights: ScoreWeights,
     run_id: str,
     busy: Collection[str] = (),
 ) -> WriteCounts:
-    """Write verdicts of claimed leads: suppressions, lead columns, usable flags, score, MAK folds.
+    """Write verdicts of claimed leads: suppressions, lead columns, usable flags, MAK folds (scoring is `scored_leads`'s).
 
     ``busy``: leads other open transactions of this run hold locked (see :func:`_hold_back_twins_of`).
     """
@@ -313,10 +297,9 @@ def write_verdicts(
     held_back = _hold_back_twins_of(conn, busy)
     conn.execute(_MARK_MAK_TWINS_IN_CHUNK)
     suppressed = conn.execute(_SUPPRESS).rowcount
-    flags = conn.execute(sql.SQL(_APPLY).format(score=score_sql("f")), weights.params()).fetchall()
+    flags = conn.execute(_APPLY).fetchall()
     conn.execute(_RESOLVE_DLQ, {"stage": STAGE})
     merged, conflicts, survivors = fold_mak_twins(conn, source_ref=f"run:{run_id}")
-    score_leads(conn, survivors, weights)
     conn.execute("DROP TABLE verify_results, verify_suppressions")
     return WriteCounts(
         verified=len(flags),
@@ -420,39 +403,12 @@ def fold_mak_twins(conn: psycopg.Connection, *, source_ref: str) -> tuple[int, i
 # dead letters
 # ---------------------------------------------------------------------------------------------
 
-_DEAD_LETTER = """
-WITH incoming AS (
-    SELECT * FROM unnest(%(refs)s::text[], %(reasons)s::text[], %(payloads)s::jsonb[]) AS i(source_ref, reason, payload)
-), bumped AS (
-    -- one pending row per lead: a repeat failure counts an attempt instead of adding a row
-    UPDATE pipeline_dlq d
-    SET attempts = d.attempts + 1, reason = i.reason, payload = i.payload, run_id = %(run_id)s
-    FROM incoming i
-    WHERE d.stage = %(stage)s AND d.status = 'pending' AND d.source_ref = i.source_ref
-    RETURNING d.source_ref
-)
-INSERT INTO pipeline_dlq (stage, source_ref, reason, payload, attempts, run_id)
-SELECT %(stage)s, i.source_ref, i.reason, i.payload, 1, %(run_id)s
-FROM incoming i
-WHERE i.source_ref NOT IN (SELECT source_ref FROM bumped)
-"""
-
-
 def dead_letter(conn: psycopg.Connection, unrouted: Sequence[Unrouted], *, run_id: str) -> int:
     """Record leads no provider could verify; they stay due and are retried after the back-off.
 
     The payload names the lead and each provider's failure, never the lead's contact data.
     """
-    if not unrouted:
-        return 0
-    conn.execute(
-        _DEAD_LETTER,
-        {
-            "refs": [dlq_ref(u.lead.id) for u in unrouted],
-            "reasons": [u.reason for u in unrouted],
-            "payloads": [Jsonb({"lead_id": u.lead.id, "errors": u.errors}) for u in unrouted],
-            "run_id": run_id,
-            "stage": STAGE,
-        },
-    )
-    return len(unrouted)
+    letters = [
+        DeadLetter(u.reason, dlq_ref(u.lead.id), payload={"lead_id": u.lead.id, "errors": u.errors}) for u in unrouted
+    ]
+    return upsert_dead_letters(conn, STAGE, letters, run_id=run_id)

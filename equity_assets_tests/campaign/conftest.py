@@ -12,6 +12,8 @@ import pytest
 
 from equity_assets.db.resources import PostgresResource
 from equity_assets_tests.conftest import TestDatabase
+# Scoring and assignment run on verified leads: the verify fixtures build them.
+from equity_assets_tests.verify.conftest import candidates, insert_leads, query, run_verify  # noqa: F401
 
 from .helpers import definitions, instantly
 

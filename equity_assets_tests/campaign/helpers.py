@@ -11,9 +11,9 @@ import dagster as dg
 import psycopg
 
 from equity_assets.campaign.definitions import defs as campaign_defs
-from equity_assets.campaign.resources import InstantlyResource
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import SandboxConfig
+from equity_assets.vendors.instantly import InstantlyResource
 
 SANDBOX_KEY = SandboxConfig().instantly_api_key
 RANGE_START = "dagster/asset_partition_range_start"

@@ -51,7 +51,8 @@ def test_each_broker_gets_its_cap_of_best_scored_leads(db, campaign, sandbox_con
     assert materialization_metadata(result, "daily_campaign_batch")["selected"] == 8
     assert materialization_metadata(result, "instantly_campaign_leads")["pushed"] == 8
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"no_lead_in_two_batches": True, "broker_daily_cap_held": True, "no_suppressed_or_dnc_lead": True}
+    assert checks == {"no_lead_in_two_batches": True, "broker_daily_cap_held": True, "no_suppressed_or_dnc_lead": True,
+                      "campaign_batch_matches_schema": True}
 
 
 def test_consent_link_in_instantly_is_a_working_token(db, campaign, sandbox_control, pipeline_postgres):

@@ -6,7 +6,7 @@ import dagster as dg
 
 from .helpers import wired_definitions as wired
 
-BATCH_CHECKS = {"no_lead_in_two_batches", "broker_daily_cap_held", "no_suppressed_or_dnc_lead"}
+BATCH_CHECKS = {"no_lead_in_two_batches", "broker_daily_cap_held", "no_suppressed_or_dnc_lead", "campaign_batch_matches_schema"}
 
 
 def test_loads_with_the_postgres_and_instantly_resources():
@@ -15,10 +15,11 @@ def test_loads_with_the_postgres_and_instantly_resources():
 
 def test_assets_are_documented_grouped_and_fresh():
     specs = {spec.key.to_user_string(): spec for spec in wired().resolve_all_asset_specs()}
-    # verified_leads is the upstream of the contactable set, defined by the verify domain
+    # verified_leads is the upstream of scoring, defined by the verify domain
     assert specs.pop("verified_leads").group_name != "campaign"
-    assert set(specs) == {"contactable_leads", "daily_campaign_batch", "instantly_campaign_leads"}
-    assert specs["contactable_leads"].deps[0].asset_key == dg.AssetKey("verified_leads")
+    assert set(specs) == {"scored_leads", "contactable_leads", "daily_campaign_batch", "instantly_campaign_leads"}
+    assert specs["scored_leads"].deps[0].asset_key == dg.AssetKey("verified_leads")
+    assert specs["contactable_leads"].deps[0].asset_key == dg.AssetKey("scored_leads")
     for spec in specs.values():
         assert spec.description and spec.group_name == "campaign" and spec.kinds
         assert spec.freshness_policy is not None

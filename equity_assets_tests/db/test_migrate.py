@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from equity_assets.db.migrate import SQL_DIR, MigrationError, load_migrations, migrate, migration_status
+from equity_assets.db.migrate import REWORDED, SQL_DIR, MigrationError, load_migrations, migrate, migration_status
 from equity_assets_tests.conftest import with_database
 
 
@@ -50,6 +50,17 @@ def test_edited_applied_migration_is_refused(empty_db, tmp_path):
     first.write_text(first.read_text() + "\n-- edited after it was applied\n")
     with pytest.raises(MigrationError, match="edited"):
         migrate(empty_db, sql_dir)
+
+
+def test_a_database_that_applied_a_reworded_file_moves_to_the_new_checksum(empty_db):
+    migrate(empty_db)
+    name, old = next((name, min(olds)) for name, olds in REWORDED.items())
+    with psycopg.connect(empty_db) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = %s WHERE name = %s", (old, name))
+    assert migrate(empty_db) == []
+    current = next(m.checksum for m in load_migrations() if m.name == name)
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("SELECT checksum FROM schema_migrations WHERE name = %s", (name,)).fetchone()[0] == current
 
 
 def test_new_migration_file_is_applied_alone(empty_db, tmp_path):

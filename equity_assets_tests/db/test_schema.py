@@ -84,19 +84,23 @@ def test_apn_key_is_scoped_by_state_and_county(admin_conn):
 
 
 def test_feeder_query_uses_the_partial_index(admin_conn):
-    # Statistics of a realistic table, analyzed in this (rolled back) transaction: on an empty table
-    # the plan depends on whatever autovacuum last saw while other tests filled and emptied it.
-    broker = admin_conn.execute("INSERT INTO brokers (name) VALUES ('plan') RETURNING id").fetchone()[0]
+    # A realistic, analyzed table (20 brokers, a tenth of the leads queued), so the plan does not
+    # depend on statistics that rows of earlier tests left behind.
+    brokers = [admin_conn.execute("INSERT INTO brokers (name, territory_states) VALUES (%s, '{CA}') RETURNING id",
+                                  (f"broker {n}",)).fetchone()[0] for n in range(20)]
     admin_conn.execute(
-        """INSERT INTO leads (email, email_verified, lead_score, assigned_broker_id, campaign_status)
-           SELECT 'p' || n || '@example.com', n %% 2 = 0, n %% 100, %s,
-                  (ARRAY['new', 'queued', 'active'])[1 + n %% 3]::campaign_status
-           FROM generate_series(1, 3000) AS n""", (broker,))
+        """INSERT INTO leads (property_address, assigned_broker_id, campaign_status, email_verified, lead_score)
+           SELECT 'lead ' || n, (%s::uuid[])[1 + n %% 20],
+                  (CASE WHEN n %% 10 = 0 THEN 'queued' ELSE 'new' END)::campaign_status, n %% 3 = 0, n %% 100
+           FROM generate_series(1, 5000) AS n""",
+        (brokers,),
+    )
     admin_conn.execute("ANALYZE leads")
     admin_conn.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in admin_conn.execute(
         """EXPLAIN SELECT id FROM leads
-           WHERE assigned_broker_id = gen_random_uuid() AND campaign_status = 'queued' AND email_verified
-           ORDER BY lead_score DESC NULLS LAST LIMIT 250"""
+           WHERE assigned_broker_id = %s AND campaign_status = 'queued' AND email_verified
+           ORDER BY lead_score DESC NULLS LAST LIMIT 250""",
+        (brokers[0],),
     ))
-    assert "leads_feeder_idx" in plan
+    assert "leads_feeder_idx" in plan, plan

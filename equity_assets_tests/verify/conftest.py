@@ -16,16 +16,18 @@ import dagster as dg
 import pytest
 from psycopg import sql
 
+from equity_assets.campaign.assets import scored_leads
+from equity_assets.campaign.checks import queued_leads_are_assigned_and_contactable, scored_leads_match_schema
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
+from equity_assets.vendors.batchdata import BatchDataResource, SkipTraceInput, SkipTraceResult
+from equity_assets.vendors.melissa import ContactInput, MelissaResource, PersonatorResult
+from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.checks import (
-    queued_leads_are_assigned_and_contactable,
     suppressed_channels_are_not_usable,
     verification_dead_letters,
+    verified_leads_match_schema,
 )
-from equity_assets.verify.assets import verified_leads
-from equity_assets.verify.models import ContactInput, PersonatorResult, SkipTraceInput, SkipTraceResult
-from equity_assets.verify.resources import BatchDataResource, MelissaResource
 
 MELISSA_PATH = VENDOR_PATHS["melissa"]
 BATCHDATA_PATH = VENDOR_PATHS["batchdata"]
@@ -152,8 +154,11 @@ class VerifyRun:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        (materialization,) = self.result.asset_materializations_for_node("verified_leads")
-        return {k: v.value for k, v in materialization.metadata.items()}
+        """verified_leads' metadata, plus scored_leads' (assignment counts) where keys do not clash."""
+        (verified,) = self.result.asset_materializations_for_node("verified_leads")
+        scored = self.result.asset_materializations_for_node("scored_leads")
+        merged = {k: v.value for m in scored for k, v in m.metadata.items()}
+        return merged | {k: v.value for k, v in verified.metadata.items()}
 
     def checks(self) -> dict[str, bool]:
         return {e.check_name: e.passed for e in self.result.get_asset_check_evaluations()}
@@ -161,19 +166,22 @@ class VerifyRun:
 
 @pytest.fixture
 def run_verify(postgres: PostgresResource, sandbox_url: str) -> Iterator[Callable[..., VerifyRun]]:
-    """``run_verify(config={...}, melissa={...}, batchdata={...})``: materialize verified_leads + checks."""
+    """``run_verify(config={...}, score={...}, melissa={...}, batchdata={...})``: materialize
+    verified_leads and scored_leads (score + assignment) with their checks, as the pipeline does."""
 
-    def run(config: dict[str, Any] | None = None, *, melissa: dict[str, Any] | None = None,
-            batchdata: dict[str, Any] | None = None, raise_on_error: bool = True) -> VerifyRun:
+    def run(config: dict[str, Any] | None = None, *, score: dict[str, Any] | None = None,
+            melissa: dict[str, Any] | None = None, batchdata: dict[str, Any] | None = None,
+            raise_on_error: bool = True) -> VerifyRun:
         result = dg.materialize(
-            [verified_leads, queued_leads_are_assigned_and_contactable, suppressed_channels_are_not_usable,
-             verification_dead_letters],
+            [verified_leads, scored_leads, queued_leads_are_assigned_and_contactable,
+             suppressed_channels_are_not_usable, verification_dead_letters, verified_leads_match_schema,
+             scored_leads_match_schema],
             resources={
                 "postgres": postgres,
                 "melissa": melissa_resource(sandbox_url, **(melissa or {})),
                 "batchdata": batchdata_resource(sandbox_url, **(batchdata or {})),
             },
-            run_config={"ops": {"verified_leads": {"config": config or {}}}},
+            run_config={"ops": {"verified_leads": {"config": config or {}}, "scored_leads": {"config": score or {}}}},
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=raise_on_error,
         )

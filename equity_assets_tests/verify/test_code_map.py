@@ -78,4 +78,6 @@ def test_verified_leads_applies_the_map_to_real_provider_answers(
         "queued_leads_are_assigned_and_contactable": True,
         "suppressed_channels_are_not_usable": True,
         "verification_dead_letters": True,
+        "verified_leads_match_schema": True,
+        "scored_leads_match_schema": True,
     }

@@ -128,6 +128,6 @@ def test_definitions_load_with_the_three_resources(postgres, sandbox_url) -> Non
     assert spec.group_name == "verify" and spec.kinds == {"python", "postgres"} and spec.description
     assert verified_leads.op.pool == "melissa" and verified_leads.op.retry_policy is not None
     assert {spec.name for checks in defs.asset_checks for spec in checks.check_specs} == {
-        "queued_leads_are_assigned_and_contactable", "suppressed_channels_are_not_usable", "verification_dead_letters",
+        "suppressed_channels_are_not_usable", "verification_dead_letters", "verified_leads_match_schema",
     }
     assert defs.resolve_job_def("verified_leads_job") and defs.resolve_sensor_def("verification_due_sensor")

@@ -19,9 +19,10 @@ Formula. Each factor ``c_i`` is in [0, 1]; the score is the weighted mean, scale
 Default weights (sum 100): equity 20, ltv 10, owner_occupied 15, age_62_plus 20,
 property_type 10, email 15, phone 10. Weights are run config (:class:`ScoreWeights`).
 
-The score is computed in SQL, set-based, from the lead's own columns:
-:func:`score_sql` is an expression over a relation with the `leads` column names (the asset
-uses it in the same UPDATE that writes the verification), :func:`score_leads` re-scores leads.
+The score is computed in SQL, set-based, from the lead's own columns: :func:`score_sql` is an
+expression over a relation with the `leads` column names; :func:`score_verified_leads` (the
+`scored_leads` asset) re-scores every verified lead whose score changed, :func:`score_leads`
+re-scores given leads.
 """
 
 from __future__ import annotations
@@ -117,3 +118,19 @@ def score_leads(conn: psycopg.Connection, lead_ids: Sequence[str], weights: Scor
         score=score_sql()
     )
     return conn.execute(statement, {**weights.params(), "ids": list(lead_ids)}).rowcount
+
+
+def score_verified_leads(conn: psycopg.Connection, weights: ScoreWeights) -> tuple[int, int]:
+    """Re-score every verified lead; only rows whose score changes are written.
+
+    Returns (verified leads, leads whose score changed). Age depends on today's date, so a daily
+    run also moves leads across their 62nd birthday.
+    """
+    statement = sql.SQL(
+        "WITH s AS (SELECT id, {score} AS score FROM leads l WHERE l.verified_at IS NOT NULL)"
+        " UPDATE leads l SET lead_score = s.score FROM s"
+        " WHERE l.id = s.id AND l.lead_score IS DISTINCT FROM s.score"
+    ).format(score=score_sql("l"))
+    changed = conn.execute(statement, weights.params()).rowcount
+    verified = conn.execute("SELECT count(*) FROM leads WHERE verified_at IS NOT NULL").fetchone()[0]
+    return verified, changed

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from equity_assets.http import ProviderAuthError
 from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
-from equity_assets.verify.models import SkipTraceInput, SkipTraceResult, parse_skip_trace_response
-from equity_assets.verify.resources import BatchDataResource
+from equity_assets.vendors.batchdata import BatchDataResource, parse_skip_trace_response, SkipTraceInput, SkipTraceResult
+from equity_assets.vendors.http import ProviderAuthError
 
 BATCHDATA = VENDOR_PATHS["batchdata"]
 TOKEN = SandboxConfig().batchdata_api_token

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from equity_assets.verify.assignment import assign_leads
+from equity_assets.campaign.assignment import assign_leads
 
 CONTACTABLE = {"verified_at": "2026-01-01", "email_verified": True, "campaign_status": "new"}
 

@@ -7,10 +7,9 @@ import json
 import dagster as dg
 import pytest
 
-from equity_assets.http import ProviderHTTPError
 from equity_assets.sandbox import VENDOR_PATHS, FaultKnobs, SandboxConfig, SandboxControl
-from equity_assets.verify.models import ContactInput, PersonatorResult, parse_personator_response
-from equity_assets.verify.resources import MelissaLicenseError, MelissaResource
+from equity_assets.vendors.http import ProviderHTTPError
+from equity_assets.vendors.melissa import ContactInput, MelissaLicenseError, MelissaResource, parse_personator_response, PersonatorResult
 
 MELISSA = VENDOR_PATHS["melissa"]
 LICENSE = SandboxConfig().melissa_license_key

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 import phonenumbers
 import psycopg
 
-from ..observe.events import record_event
+from ..observe.events import Event, Stage, record_event
 from ..security.consent import ConsentDecision, ConsentTokenError, decode_token, verify_and_consume
 
-STAGE = "consent"
+STAGE = Stage.CONSENT
 FORM_METHOD = "form"
 LINK_REVOCATION_METHOD = "form_revocation_link"
 PHONE_SUPPRESSION = timedelta(days=5 * 365)
@@ -114,7 +114,7 @@ def record_consent(conn: psycopg.Connection, token: str, *, phone: str, disclosu
                WHERE id = %s""",
             (now, FORM_METHOD, phone, decision.lead_id),
         )
-        record_event(conn, "consent_granted", stage=STAGE, lead_id=str(decision.lead_id), count=1,
+        record_event(conn, Event.CONSENT_GRANTED, stage=STAGE, lead_id=str(decision.lead_id), count=1,
                      payload={"disclosure_version": disclosure_version},
                      idempotency_key=f"consent_granted:{decision.token_id}")
     return decision
@@ -161,6 +161,6 @@ def revoke_by_link(conn: psycopg.Connection, token: str, *, now: datetime, ip: s
            VALUES (%s, %s, 'revoked', 'revoked on the consent page', %s, %s, %s, %s, %s)""",
         (lead_id, broker_id, number, LINK_REVOCATION_METHOD, ip, user_agent, now),
     )
-    record_event(conn, "consent_revoked", stage=STAGE, lead_id=str(lead_id), count=1,
+    record_event(conn, Event.CONSENT_REVOKED, stage=STAGE, lead_id=str(lead_id), count=1,
                  payload={"method": LINK_REVOCATION_METHOD})
     return True

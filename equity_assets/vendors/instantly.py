@@ -1,4 +1,4 @@
-"""Instantly (email campaigns) as a Dagster resource: bulk lead upload in chunks of 1,000.
+"""Instantly (email campaigns): its wire records and its Dagster resource (bulk lead upload in chunks of 1,000).
 
 Chunks go one after another (Instantly allows 100 requests/s per workspace, and one 1,000-lead
 call at a time is far below that); 429 and 5xx are retried with backoff, ``Retry-After`` honoured.
@@ -15,16 +15,133 @@ Secrets come from the environment at the definitions level, e.g.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from equity_assets.campaign.models import AddLeadsResult, ChunkResult, InstantlyLead
-from equity_assets.http import HttpApiResource, ProviderError, ProviderResponseError
+from equity_assets.vendors.http import HttpApiResource, ProviderError, ProviderResponseError
 
 INSTANTLY_BASE_URL = "https://api.instantly.ai"
 INSTANTLY_ADD_LEADS_PATH = "/api/v2/leads/add"
 INSTANTLY_MAX_LEADS_PER_CALL = 1000
+
+CustomValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstantlyLead:
+    """One lead to add to a campaign. ``custom_variables`` feed the email template."""
+
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    company_name: str | None = None
+    personalization: str | None = None
+    phone: str | None = None
+    website: str | None = None
+    custom_variables: Mapping[str, CustomValue] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The lead object of ``POST /api/v2/leads/add`` (unset fields omitted)."""
+        lead: dict[str, Any] = {"email": self.email}
+        for name in ("first_name", "last_name", "company_name", "personalization", "phone", "website"):
+            value = getattr(self, name)
+            if value is not None:
+                lead[name] = value
+        if self.custom_variables:
+            lead["custom_variables"] = dict(self.custom_variables)
+        return lead
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """Instantly's answer to one accepted chunk: ``leads[start:stop]`` of the caller's sequence.
+
+    The chunk reached Instantly; the counts say what Instantly did with its leads. Only
+    ``leads_uploaded`` is documented by Instantly, the other counts default to 0 when absent.
+    """
+
+    index: int
+    start: int
+    stop: int
+    emails: tuple[str, ...]
+    leads_uploaded: int
+    already_in_campaign: int = 0
+    skipped_count: int = 0
+    invalid_email_count: int = 0
+    duplicate_email_count: int = 0
+    remaining_in_plan: int | None = None
+    uploaded_emails: tuple[str, ...] | None = None  # from created_leads, when Instantly lists them
+
+    @classmethod
+    def from_wire(cls, body: Mapping[str, Any], *, index: int, start: int, emails: tuple[str, ...]) -> ChunkResult:
+        """Parse a ``leads/add`` response for the chunk starting at ``start``."""
+        created = body.get("created_leads")
+        uploaded_emails = (
+            tuple(str(lead.get("email", "")) for lead in created if isinstance(lead, Mapping))
+            if isinstance(created, list)
+            else None
+        )
+        return cls(
+            index=index,
+            start=start,
+            stop=start + len(emails),
+            emails=emails,
+            leads_uploaded=_count(body.get("leads_uploaded")),
+            already_in_campaign=_count(body.get("already_in_campaign")),
+            skipped_count=_count(body.get("skipped_count")),
+            invalid_email_count=_count(body.get("invalid_email_count")),
+            duplicate_email_count=_count(body.get("duplicate_email_count")),
+            remaining_in_plan=_optional_count(body.get("remaining_in_plan")),
+            uploaded_emails=uploaded_emails,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AddLeadsResult:
+    """Outcome of one :meth:`InstantlyResource.add_leads` call: every chunk was accepted."""
+
+    campaign_id: str | None
+    list_id: str | None
+    chunks: tuple[ChunkResult, ...]
+    retries: int = 0
+
+    @property
+    def leads_sent(self) -> int:
+        return sum(len(chunk.emails) for chunk in self.chunks)
+
+    @property
+    def leads_uploaded(self) -> int:
+        return sum(chunk.leads_uploaded for chunk in self.chunks)
+
+    @property
+    def already_in_campaign(self) -> int:
+        return sum(chunk.already_in_campaign for chunk in self.chunks)
+
+    @property
+    def invalid_email_count(self) -> int:
+        return sum(chunk.invalid_email_count for chunk in self.chunks)
+
+    @property
+    def duplicate_email_count(self) -> int:
+        return sum(chunk.duplicate_email_count for chunk in self.chunks)
+
+    @property
+    def remaining_in_plan(self) -> int | None:
+        """As reported with the last chunk."""
+        return self.chunks[-1].remaining_in_plan if self.chunks else None
+
+
+def _count(value: Any) -> int:
+    return _optional_count(value) or 0
+
+
+def _optional_count(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class InstantlyChunkError(ProviderError):

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the provider resources (Melissa, BatchData, Instantly).
+"""The HTTP base every vendor resource is built on (Melissa, BatchData, Instantly).
 
 One session factory: default ``(connect, read)`` timeouts, urllib3 ``Retry`` on 429/5xx and
 transport errors with exponential backoff + jitter, ``Retry-After`` honoured, and a counter of
@@ -312,3 +312,25 @@ class HttpApiResource(dg.ConfigurableResource):
     def _post(self, path: str, payload: Mapping[str, Any], *, headers: Mapping[str, str] | None = None) -> Any:
         """POST JSON to ``base_url + path``; typed :class:`ProviderError` on failure."""
         return post_json(self._get_session(), self._url(path), payload, provider=self.provider, headers=headers)
+
+
+class BatchingApiResource(HttpApiResource):
+    """A vendor API called with batches of records, a few batches in flight at once.
+
+    Subclasses define ``batch_size`` (the vendor's per-request limit differs) and call
+    :meth:`_in_batches` with the function that sends one batch and returns its results in order.
+    """
+
+    batch_size: int = Field(default=100, ge=1, description="Records per request.")
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="Requests in flight at once.")
+
+    def _connection_pool_size(self) -> int:
+        return max(4, self.max_concurrency)
+
+    def _in_batches(self, send: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
+        """``send`` every ``batch_size`` slice of ``items`` on up to ``max_concurrency`` threads, flattened."""
+        self._get_session()  # open the pool before threads share it
+        size = self.batch_size
+        batches = [items[start : start + size] for start in range(0, len(items), size)]
+        sent = map_in_threads(send, batches, max_workers=self.max_concurrency)
+        return [result for batch in sent for result in batch]

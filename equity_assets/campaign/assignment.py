@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from equity_assets.verify.store import set_lock_timeout
+from equity_assets.db.locks import set_lock_timeout
 
 #: One assignment at a time per database: two runs must not both read the same loads.
-_ASSIGNMENT_LOCK = "verified_leads:assignment"
+_ASSIGNMENT_LOCK = "verified_leads:assignment"  # name kept: a running old-version run holds the same lock
 
 _CONTACTABLE = """
     l.verified_at IS NOT NULL

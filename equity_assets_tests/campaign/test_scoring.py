@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import dagster as dg
 import pytest
 from pydantic import ValidationError
 
-from equity_assets.verify.scoring import ScoreWeights, score_leads
+from equity_assets.campaign.assets import scored_leads
+from equity_assets.campaign.scoring import ScoreWeights, score_leads
 
 TODAY = date.today()
 BASE = {
@@ -91,12 +93,12 @@ def test_negative_weights_are_refused() -> None:
         ScoreWeights(age_62_plus=-1)
 
 
-def test_verified_leads_takes_weights_from_run_config(candidates, insert_leads, run_verify, query) -> None:
+def test_scored_leads_takes_weights_from_run_config(candidates, insert_leads, run_verify, query) -> None:
     (home,) = candidates(1, lambda c: c.melissa.address_verified)
     insert_leads([home.lead(owner_occupied=True, equity=0, ltv=100, property_type="Residential-Vacant Land")])
     only_occupancy = {"equity": 0, "ltv": 0, "owner_occupied": 5, "age_62_plus": 0, "property_type": 0, "email": 0, "phone": 0}
 
-    run_verify(config={"weights": only_occupancy})
+    run_verify(score={"weights": only_occupancy})
 
     assert query("SELECT lead_score FROM leads") == [(Decimal("100.00"),)]
 
@@ -136,3 +138,23 @@ def test_weights_and_thresholds_enter_the_formula_as_documented(score) -> None:
                            equity_full_at=200_000, ltv_zero_at=50)
     # 100 * (3 * 50k/200k + 1 * (1 - 10/50)) / (3 + 1) = 100 * (0.75 + 0.8) / 4 = 38.75
     assert score(weights, equity=50_000, ltv=10) == Decimal("38.75")
+
+
+def test_rescoring_after_a_weight_change_calls_no_vendor(candidates, insert_leads, run_verify, query, postgres,
+                                                         sandbox_control) -> None:
+    (home,) = candidates(1, lambda c: c.melissa.address_verified)
+    insert_leads([home.lead(owner_occupied=True, equity=0, ltv=100, property_type="Residential-Vacant Land")])
+    run_verify()
+    verified_at, first_score = query("SELECT verified_at, lead_score FROM leads")[0]
+    vendor_calls = sandbox_control.stats()["requests"]
+    only_occupancy = {"equity": 0, "ltv": 0, "owner_occupied": 5, "age_62_plus": 0, "property_type": 0, "email": 0, "phone": 0}
+
+    result = dg.materialize([scored_leads], resources={"postgres": postgres},
+                            run_config={"ops": {"scored_leads": {"config": {"weights": only_occupancy}}}})
+
+    assert result.success
+    assert first_score != Decimal("100.00")
+    assert query("SELECT verified_at, lead_score FROM leads") == [(verified_at, Decimal("100.00"))]
+    assert sandbox_control.stats()["requests"] == vendor_calls
+    (materialization,) = result.asset_materializations_for_node("scored_leads")
+    assert materialization.metadata["rescored"].value == 1

@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from equity_assets.http import (
+from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
+from equity_assets.vendors.http import (
     ProviderHTTPError,
     ProviderUnavailableError,
     build_session,
     post_json,
     retries_spent,
 )
-from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 
 MELISSA = VENDOR_PATHS["melissa"]
 RECORD = {"RecordID": "1", "AddressLine1": "1 Main St", "City": "Austin", "State": "TX"}

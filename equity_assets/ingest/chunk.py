@@ -1,0 +1,328 @@
+"""One chunk of an upload: normalized and validated into staging rows, rejects and dropped values,
+and rendered as bytes for ``COPY leads_staging ... FROM STDIN (FORMAT csv)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from equity_assets.ingest import normalize as norm
+from equity_assets.ingest.columns import STAGING_COLUMN_NAMES, HeaderMap
+from equity_assets.ingest.schemas import row_failures
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A data row that was not staged: its 1-based data-row number, why, and the row as read.
+
+    `column` is the failing staging column, or several joined with "," (None for rows that could
+    not be split into the header's fields). `raw` maps header -> original text.
+    """
+
+    row_number: int
+    column: str | None
+    reason: str
+    raw: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DroppedValue:
+    """A value removed from a staged row (an invalid phone, e-mail or MAK): the row stays."""
+
+    row_number: int
+    column: str
+    reason: str
+    value: str
+
+
+@dataclass
+class ParsedChunk:
+    """One chunk of an upload: staged rows (exactly the staging columns), rejects, dropped values."""
+
+    frame: pd.DataFrame
+    rejects: list[Reject]
+    dropped: list[DroppedValue]
+    copy_csv: bytes | None = None  # filled when read_upload(copy_csv=True)
+
+    @property
+    def file_rows(self) -> int:
+        """Data records of the file this chunk accounts for."""
+        return len(self.frame) + len(self.rejects)
+
+
+def _unique_names(headers: tuple[str, ...]) -> list[str]:
+    """Header names made unique for dict keys ("Phone", "Phone (2)")."""
+    seen: dict[str, int] = {}
+    names = []
+    for header in headers:
+        seen[header] = seen.get(header, 0) + 1
+        names.append(header if seen[header] == 1 else f"{header} ({seen[header]})")
+    return names
+
+
+# --- normalizing one chunk ----------------------------------------------------------------------
+_TEXT_FIELDS: Final = (
+    "first_name", "last_name", "company_name", "owner2_first_name", "owner2_last_name",
+    "mailing_care_of", "property_type", "mls_status", "method_of_add", "property_unit",
+    "mailing_unit",
+)
+_SPACED_FIELDS: Final = ("property_address", "mailing_address", "property_city", "mailing_city")
+_COUNTY_FIELDS: Final = ("county", "mailing_county")
+_BOOL_FIELDS: Final = ("owner_occupied", "do_not_mail", "litigator")
+_INT_FIELDS: Final = ("bedrooms", "building_sqft", "lot_size_sqft", "year_built", "open_loans")
+_MONEY_FIELDS: Final = (
+    "assessed_value", "last_sale_amount", "loan_balance", "estimated_value", "equity",
+    "mls_amount", "lien_amount",
+)
+_DATE_FIELDS: Final = ("last_sale_date", "mls_date", "date_added_to_list")
+_PROBLEM_TEXT: Final = {
+    "bool": "not a yes/no value",
+    "int": "not a whole number",
+    "number": "not a number",
+    "money": "not an amount",
+    "percent": "not a percentage",
+    "date": "not a valid date (YYYY-MM-DD or MM/DD/YYYY)",
+}
+
+
+@dataclass
+class _ChunkBuilder:
+    """Normalizes the raw text columns of one chunk into staging columns, collecting problems."""
+
+    raw: pa.Table
+    header_map: HeaderMap
+    columns: dict[str, Any] = field(default_factory=dict)
+    _sources: dict[str, pa.Array] = field(default_factory=dict)
+    problems: list[tuple[str, np.ndarray, str]] = field(default_factory=list)
+    dropped: list[tuple[str, np.ndarray, pa.Array, str]] = field(default_factory=list)
+
+    def source(self, name: str) -> pa.Array:
+        """The raw text column feeding staging field `name` (all NULL when the file lacks it)."""
+        if name not in self._sources:
+            position = self.header_map.fields.get(name)
+            self._sources[name] = (
+                pa.nulls(self.raw.num_rows, pa.string()) if position is None
+                else self.raw.column(position).combine_chunks()
+            )
+        return self._sources[name]
+
+    def typed(self, name: str, parsed: norm.Parsed, kind: str) -> None:
+        """Store a parsed column; its unreadable values become row problems."""
+        self.columns[name] = parsed.values
+        if parsed.invalid.any():
+            self.problems.append((name, parsed.invalid, _PROBLEM_TEXT[kind]))
+
+    def contact(self, name: str, parsed: norm.Parsed, raw: pa.Array, reason: str) -> pd.Series:
+        """Keep valid contact values; invalid ones are dropped (reported), the row stays."""
+        if parsed.invalid.any():
+            self.dropped.append((name, parsed.invalid, raw, reason))
+        return parsed.values
+
+
+def build_chunk(raw: pa.Table, row_numbers: np.ndarray, header_map: HeaderMap) -> ParsedChunk:
+    """Normalize and validate one chunk of raw text rows into a `ParsedChunk`."""
+    builder = _ChunkBuilder(raw, header_map)
+    _normalize_fields(builder)
+    _normalize_contacts(builder)
+    columns = builder.columns
+    columns["row_number"] = pd.Series(row_numbers, dtype=np.int64)
+    columns["addr_hash"] = norm.address_hash(
+        builder.source("property_address"), builder.source("property_unit"),
+        builder.source("property_city"), columns["property_state"], columns["property_zip"],
+    )
+    frame = pd.DataFrame({name: _reset(columns[name]) for name in STAGING_COLUMN_NAMES})
+    return _split_rejects(frame, builder, row_numbers)
+
+
+def _reset(series: pd.Series) -> pd.Series:
+    """Drop any index so columns align by position."""
+    return series.reset_index(drop=True)
+
+
+def _normalize_fields(b: _ChunkBuilder) -> None:
+    """Every non-contact staging column."""
+    for name in _TEXT_FIELDS:
+        b.columns[name] = norm.clean_text(b.source(name))
+    for name in _SPACED_FIELDS:
+        b.columns[name] = norm.collapse_spaces(b.source(name))
+    for name in _COUNTY_FIELDS:
+        b.columns[name] = norm.normalize_county(b.source(name))
+    b.columns["property_state"] = norm.normalize_state(b.source("property_state"))
+    b.columns["mailing_state"] = norm.normalize_state(b.source("mailing_state"))
+    b.columns["property_zip"] = norm.normalize_zip(b.source("property_zip"))
+    b.columns["mailing_zip"] = norm.normalize_mailing_zip(b.source("mailing_zip"))
+    b.columns["apn"] = norm.normalize_apn(b.source("apn"))
+    for name in _BOOL_FIELDS:
+        b.typed(name, norm.parse_bool(b.source(name)), "bool")
+    for name in _INT_FIELDS:
+        b.typed(name, norm.parse_int(b.source(name)), "int")
+    # PropStream writes 0 for an unknown year built.
+    year = b.columns["year_built"]
+    b.columns["year_built"] = year.mask(year == 0)
+    b.typed("bathrooms", norm.parse_number(b.source("bathrooms")), "number")
+    for name in _MONEY_FIELDS:
+        b.typed(name, norm.parse_money(b.source(name)), "money")
+    b.typed("ltv", norm.parse_percent(b.source("ltv")), "percent")
+    for name in _DATE_FIELDS:
+        b.typed(name, norm.parse_date(b.source(name)), "date")
+    b.columns["marketing_lists"] = norm.split_list(b.source("marketing_lists"))
+    mak_raw = b.source("mak")
+    b.columns["mak"] = b.contact("mak", norm.parse_mak(mak_raw), mak_raw, "not a 10-digit Melissa address key")
+
+
+def _normalize_contacts(b: _ChunkBuilder) -> None:
+    """Phones (E.164, DNC flags) and e-mails from however many slots the file has."""
+    n = b.raw.num_rows
+    phones, dnc_flags = [], []
+    for slot, position in b.header_map.phones:
+        raw = b.raw.column(position).combine_chunks()
+        phones.append(b.contact(f"phone_{slot}", norm.normalize_phone(raw), raw, "not a valid phone number"))
+        dnc_position = b.header_map.phone_dnc.get(slot)
+        flag = (norm.parse_flag(b.raw.column(dnc_position).combine_chunks()).to_numpy(dtype=bool)
+                if dnc_position is not None else np.zeros(n, dtype=bool))
+        dnc_flags.append(flag)
+    emails = []
+    for slot, position in b.header_map.emails:
+        raw = b.raw.column(position).combine_chunks()
+        emails.append(b.contact(f"email_{slot}", norm.normalize_email(raw), raw, "not a valid e-mail address"))
+    b.columns["phone"], b.columns["alt_phones"] = _primary_and_rest(phones, n)
+    b.columns["dnc_phones"] = (
+        norm.distinct_values([phone.where(pd.Series(flag), None) for phone, flag in zip(phones, dnc_flags)])
+        if phones else _null_lists(n)
+    )
+    b.columns["email"], b.columns["alt_emails"] = _primary_and_rest(emails, n)
+
+
+def _primary_and_rest(slots: list[pd.Series], n: int) -> tuple[pd.Series, pd.Series]:
+    """First valid value and the other distinct ones (all NULL when the file has no such column)."""
+    if not slots:
+        return norm.to_series(pa.nulls(n, pa.string())), _null_lists(n)
+    return norm.collect_contacts(slots)
+
+
+def _null_lists(n: int) -> pd.Series:
+    """An all-NULL text[] column."""
+    return norm.to_series(pa.nulls(n, pa.list_(pa.string())))
+
+
+def _split_rejects(frame: pd.DataFrame, b: _ChunkBuilder, row_numbers: np.ndarray) -> ParsedChunk:
+    """Merge normalization problems and schema failures per row; keep the rows with neither."""
+    reasons: dict[int, dict[str, str]] = {}
+    raw_text = {name: b.source(name) for name, _, _ in b.problems}
+    for name, mask, text in b.problems:
+        values = raw_text[name]
+        for position in np.flatnonzero(mask).tolist():
+            reasons.setdefault(position, {})[name] = f"{name}: {text} ({values[position].as_py()!r})"
+    for failure in row_failures(frame):
+        row = reasons.setdefault(failure.position, {})
+        for column, reason in zip(failure.columns, failure.reasons):
+            row.setdefault(column, reason)
+    order = {name: i for i, name in enumerate(STAGING_COLUMN_NAMES)}
+    positions = sorted(reasons)
+    raw_rows = _raw_rows(b.raw, positions, b.header_map.headers)
+    rejects = []
+    for position, raw in zip(positions, raw_rows):
+        row = reasons[position]
+        columns = sorted(row, key=lambda c: order.get(c, len(order)))
+        rejects.append(Reject(int(row_numbers[position]), ",".join(columns), "; ".join(row[c] for c in columns), raw))
+    keep = np.ones(len(frame), dtype=bool)
+    keep[positions] = False
+    dropped = _dropped_values(b, row_numbers, keep)
+    good = frame.iloc[keep].reset_index(drop=True) if positions else frame
+    return ParsedChunk(good, rejects, dropped)
+
+
+def _raw_rows(raw: pa.Table, positions: list[int], headers: tuple[str, ...]) -> list[dict[str, str]]:
+    """The original text of some rows, as header -> value."""
+    if not positions:
+        return []
+    names = _unique_names(headers)
+    rows = raw.take(pa.array(positions, type=pa.int64())).to_pylist()
+    return [{name: row[f"c{i}"] for i, name in enumerate(names)} for row in rows]
+
+
+def _dropped_values(b: _ChunkBuilder, row_numbers: np.ndarray, kept: np.ndarray) -> list[DroppedValue]:
+    """Dropped contact values of rows that were staged (a rejected row's raw keeps them anyway)."""
+    out = []
+    for name, mask, raw, reason in b.dropped:
+        for position in np.flatnonzero(mask & kept).tolist():
+            out.append(DroppedValue(int(row_numbers[position]), name, reason, raw[position].as_py()))
+    out.sort(key=lambda d: d.row_number)
+    return out
+
+
+# --- COPY bytes ---------------------------------------------------------------------------------
+def frame_to_copy_csv(
+    frame: pd.DataFrame,
+    columns: tuple[str, ...] = STAGING_COLUMN_NAMES,
+    *,
+    constants: Mapping[str, str] | None = None,
+) -> bytes:
+    """CSV bytes for ``COPY leads_staging (<constants>, <columns>) FROM STDIN (FORMAT csv)``, no header.
+
+    `constants` (e.g. ``{"upload_id": "..."}``) become leading text columns with the same value
+    in every row, without adding them to the frame.
+
+    NULL -> unquoted empty field; strings always quoted (so ``""`` is the empty string and values
+    such as ``\\.`` or ``NULL`` are data); booleans ``true``/``false``; dates ``YYYY-MM-DD``;
+    ``text[]`` -> ``{"a","b"}`` with ``\\`` and ``"`` escaped inside elements. UTF-8.
+    Raises ValueError on a NUL character, which PostgreSQL text cannot store.
+    """
+    table = pa.Table.from_pandas(frame.loc[:, list(columns)], preserve_index=False)
+    constants = dict(constants or {})
+    arrays = [pa.array([value] * len(frame), pa.string()) for value in constants.values()]
+    arrays += [_copy_ready(table.column(name)) for name in columns]
+    names = [*constants, *columns]
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(
+        pa.table(arrays, names=names), sink,
+        write_options=pcsv.WriteOptions(include_header=False, quoting_style="needed"),
+    )
+    data = sink.getvalue().to_pybytes()
+    if b"\x00" in data:  # one memchr over the output instead of a scan per column
+        bad = [name for name, array in zip(names, arrays) if _has_nul(array)]
+        raise ValueError(f"column(s) {bad} contain a NUL character; PostgreSQL text cannot store it")
+    return data
+
+
+def copy_column_list(columns: tuple[str, ...] = STAGING_COLUMN_NAMES) -> str:
+    """The column list for the COPY statement, in the order `frame_to_copy_csv` writes."""
+    return ", ".join(columns)
+
+
+def _has_nul(array: pa.Array) -> bool:
+    """Whether a text column holds a NUL character."""
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return False
+    return bool(pc.any(pc.match_substring(array, "\x00")).as_py())
+
+
+def _copy_ready(column: pa.ChunkedArray) -> pa.Array:
+    """One column in the text form PostgreSQL's CSV COPY expects."""
+    array = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    kind = array.type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        array = _pg_array_literals(array)
+    elif pa.types.is_timestamp(kind):
+        array = array.cast(pa.date32())
+    elif pa.types.is_null(kind):
+        array = array.cast(pa.string())
+    return array
+
+
+def _pg_array_literals(lists: pa.Array) -> pa.Array:
+    """list<string> -> PostgreSQL array literal text; NULL lists stay NULL, NULL items -> NULL."""
+    items = lists.values.cast(pa.string())
+    escaped = pc.replace_substring(pc.replace_substring(items, "\\", "\\\\"), '"', '\\"')
+    quoted = pc.fill_null(pc.binary_join_element_wise('"', escaped, '"', ""), "NULL")
+    rebuilt = pa.ListArray.from_arrays(lists.offsets, quoted, mask=pc.is_null(lists))
+    joined = pc.binary_join(rebuilt, ",")
+    return pc.binary_join_element_wise("{", joined, "}", "")
