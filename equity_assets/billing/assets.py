@@ -20,7 +20,7 @@ monthly = dg.MonthlyPartitionsDefinition(start_date="2026-01-01", timezone="Amer
 def billing_invoices(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     month = date.fromisoformat(context.partition_key)
     with postgres.connection() as conn:
-        summary = build_month(conn, month, run_id=context.run_id)
+        summary = build_month(conn, month, run_id=context.run.run_id)
     context.log.info("invoices for %s: %d created, %d revised, %d unchanged", month, summary.created, summary.revised,
                      summary.unchanged)
     return dg.MaterializeResult(metadata={
