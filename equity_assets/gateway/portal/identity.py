@@ -84,7 +84,7 @@ def lock_for(failures: int) -> timedelta | None:
     """How long the account locks after this many consecutive failures (None: not yet)."""
     if failures < FREE_FAILURES:
         return None
-    return min(timedelta(seconds=30 * 2 ** (failures - FREE_FAILURES)), MAX_LOCK)
+    return min(timedelta(seconds=30 * 2 ** min(failures - FREE_FAILURES, 7)), MAX_LOCK)
 
 
 def check_login(conn: psycopg.Connection, email: str, password: str, now: datetime) -> LoginResult:
