@@ -35,7 +35,7 @@ def add_broker(conn: psycopg.Connection, name: str, email: str, states: list[str
 def list_brokers(conn: psycopg.Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         """SELECT b.id, b.name, b.email, b.territory_states, b.daily_cap, b.active, c.broker_id IS NOT NULL,
-                  c.locked_until > now(), c.last_login_at
+                  coalesce(c.locked_until > now(), false), c.last_login_at
              FROM brokers b LEFT JOIN broker_credentials c ON c.broker_id = b.id ORDER BY b.name, b.id""").fetchall()
     keys = ("id", "name", "email", "states", "daily_cap", "active", "has_password", "locked", "last_login_at")
     return [{k: (str(v) if k in ("id", "last_login_at") and v is not None else v) for k, v in zip(keys, r, strict=True)}
