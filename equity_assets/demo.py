@@ -210,6 +210,7 @@ def print_funnel(postgres) -> None:
 
 
 def run_demo() -> int:
+    from . import demo_portal
     from .gateway import GatewaySettings, running_gateway
     from .sandbox import running_sandbox
 
@@ -217,6 +218,7 @@ def run_demo() -> int:
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
+    os.environ.setdefault("EQUITY_SESSION_SECRET", secrets.token_urlsafe(32))
     with tempfile.TemporaryDirectory() as tmp, running_sandbox() as sandbox_url, \
             running_gateway(GatewaySettings()) as gateway_url:
         os.environ["EQUITY_SANDBOX_URL"] = sandbox_url
@@ -238,8 +240,12 @@ def run_demo() -> int:
             ok = run_webhook_sensor(defs, instance) and ok
             submit_some_consents(postgres, sandbox_url)
             ok = run_job(defs, instance, "pipeline_funnel_job") and ok
+            password = demo_portal.demo_login(postgres)
+            ok = demo_portal.report_through_portal(gateway_url, password) and ok
+            ok = demo_portal.run_billing(defs, instance, postgres) and ok
         try:
             print_funnel(postgres)
+            demo_portal.print_login(password)
         finally:
             postgres.close()
     return 0 if ok else 1

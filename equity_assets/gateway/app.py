@@ -92,7 +92,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                       dependencies=[Depends(enforce_rate_limit)])
     app.include_router(webhooks_router)
     app.include_router(consent_router, dependencies=[Depends(enforce_rate_limit)])
-    install_portal(app, state)
+    install_portal(app, state, Depends(enforce_rate_limit))
     return app
 
 

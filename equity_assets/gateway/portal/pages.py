@@ -7,6 +7,7 @@ a POST without it is refused with 403. Every page reads through ``as_broker``.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import logging
@@ -197,7 +198,7 @@ def _lead_filter(request: Request) -> tuple[queries.LeadFilter, dict[str, str]]:
     state = (p.get("state") or "").upper()
     state = state if _STATE.fullmatch(state) else None
     min_score = _number(p.get("min_score"))
-    page = max(int(p["page"]) if (p.get("page") or "").isdigit() else 1, 1)
+    page = min(max(int(p["page"]) if (p.get("page") or "")[:6].isdigit() else 1, 1), 10_000)
     q = (p.get("q") or "").strip()[:100] or None
     kept = {k: v for k, v in {"status": status, "state": state, "q": q,
                               "min_score": p.get("min_score") if min_score is not None else None}.items() if v}
@@ -353,7 +354,7 @@ async def save_settings(request: Request) -> HTMLResponse:
 
     def save():
         with as_broker(_postgres(request), broker) as conn:
-            queries.update_settings(conn, url, prefs)
+            queries.update_settings(conn, broker, url, prefs)
 
     await run_in_threadpool(save)
     return await run_in_threadpool(_settings_page, request, broker, notice="Settings saved.")
@@ -364,8 +365,6 @@ async def rotate_secret(request: Request) -> HTMLResponse:
     broker = await _session(request)
     if await _checked_form(request) is None:
         return _forbidden(request)
-    import base64
-
     fresh = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
     def rotate():

@@ -1,6 +1,7 @@
 """What the portal and the API read and write, on a connection from ``access.as_broker``.
 
-No query names a broker: row-level security limits every one of them to the caller's rows.
+Reads name no broker: row-level security limits every one of them to the caller's rows. Writes
+name the broker as well, and RLS checks that it is the caller.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 LEAD_STATUSES = ("new", "queued", "active", "replied", "converted", "do_not_contact")
 REPORTABLE_EVENTS = ("application_submitted", "loan_funded")
@@ -167,10 +169,10 @@ def report_event(conn: psycopg.Connection, lead_id: uuid.UUID, broker_id: uuid.U
     return cur.rowcount == 1
 
 
-def update_settings(conn: psycopg.Connection, notify_url: str | None, preferences: dict[str, bool]) -> None:
-    from psycopg.types.json import Jsonb
-
-    conn.execute("UPDATE brokers SET notify_url = %s, email_preferences = %s", (notify_url, Jsonb(preferences)))
+def update_settings(conn: psycopg.Connection, broker_id: uuid.UUID, notify_url: str | None,
+                    preferences: dict[str, bool]) -> None:
+    conn.execute("UPDATE brokers SET notify_url = %s, email_preferences = %s WHERE id = %s",
+                 (notify_url, Jsonb(preferences), broker_id))
 
 
 def request_cap(conn: psycopg.Connection, broker_id: uuid.UUID, cap: int) -> None:
