@@ -120,9 +120,14 @@ def _not_found(request: Request, me: dict | None = None) -> HTMLResponse:
 
 
 async def _read(request: Request, broker: uuid.UUID, fn, *args):
+    """(the broker's own row, fn's answer), read in one transaction as the broker."""
+    return await _run_as(request, broker, lambda conn: (queries.me(conn), fn(conn, *args)))
+
+
+async def _run_as(request: Request, broker: uuid.UUID, fn, *args):
     def run():
         with as_broker(_postgres(request), broker) as conn:
-            return queries.me(conn), fn(conn, *args)
+            return fn(conn, *args)
 
     return await run_in_threadpool(run)
 
@@ -263,12 +268,8 @@ async def report(request: Request, lead_id: str) -> Response:
     if event_type not in queries.REPORTABLE_EVENTS:
         return _render(request, "message.html", 400, title="Unknown event", message="Choose an event to report.")
 
-    def write():
-        with as_broker(_postgres(request), broker) as conn:
-            return queries.report_event(conn, lead_uuid, broker, event_type, "portal")
-
     try:
-        created = await run_in_threadpool(write)
+        created = await _run_as(request, broker, queries.report_event, lead_uuid, broker, event_type, "portal")
     except psycopg.errors.InsufficientPrivilege:
         return _not_found(request)  # not this broker's lead: the same answer as no lead at all
     label = event_type.replace("_", " ")
@@ -352,11 +353,7 @@ async def save_settings(request: Request) -> HTMLResponse:
                                        error="The webhook URL must start with https:// (or http://localhost for testing).")
     prefs = {"daily_summary": form.get("daily_summary") == "on", "appointment_alerts": form.get("appointment_alerts") == "on"}
 
-    def save():
-        with as_broker(_postgres(request), broker) as conn:
-            queries.update_settings(conn, broker, url, prefs)
-
-    await run_in_threadpool(save)
+    await _run_as(request, broker, queries.update_settings, broker, url, prefs)
     return await run_in_threadpool(_settings_page, request, broker, notice="Settings saved.")
 
 
@@ -367,11 +364,7 @@ async def rotate_secret(request: Request) -> HTMLResponse:
         return _forbidden(request)
     fresh = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
-    def rotate():
-        with as_broker(_postgres(request), broker) as conn:
-            queries.rotate_secret(conn, fresh)
-
-    await run_in_threadpool(rotate)
+    await _run_as(request, broker, queries.rotate_secret, fresh)
     return await run_in_threadpool(_settings_page, request, broker, new_secret=fresh,
                                    notice="New signing secret created. The previous one keeps working for 24 hours.")
 
@@ -386,11 +379,7 @@ async def cap_request(request: Request) -> HTMLResponse:
     if not raw.isdigit() or not 0 <= int(raw) <= 5000:
         return await run_in_threadpool(_settings_page, request, broker, 400, error="Enter a whole number from 0 to 5000.")
 
-    def save():
-        with as_broker(_postgres(request), broker) as conn:
-            queries.request_cap(conn, broker, int(raw))
-
-    await run_in_threadpool(save)
+    await _run_as(request, broker, queries.request_cap, broker, int(raw))
     return await run_in_threadpool(_settings_page, request, broker, notice="Request sent.")
 
 
