@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run the main job end to end on the embedded defaults").set_defaults(func=cmd_demo)
 
-    gateway = sub.add_parser("gateway", help="HTTP gateway: signed uploads, webhooks, consent pages")
+    gateway = sub.add_parser("gateway", help="HTTP gateway: signed uploads, webhooks, consent pages, broker portal and API")
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=8080)
     gateway.set_defaults(func=cmd_gateway)
@@ -288,10 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
                            ).set_defaults(func=cmd_replies_classify)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
-    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks"])
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal"])
     bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
-    bench.add_argument("--leads", type=int, help="verify/campaign: leads in the database")
-    bench.add_argument("--brokers", type=int, help="campaign/verify: brokers")
+    bench.add_argument("--leads", type=int, help="verify/campaign/portal: leads in the database")
+    bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")
     bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
     bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")
     bench.add_argument("--json", action="store_true", help="one line of JSON")

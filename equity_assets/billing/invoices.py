@@ -73,9 +73,11 @@ def build_month(conn: psycopg.Connection, month: date, run_id: str | None = None
         setattr(summary, outcome, getattr(summary, outcome) + 1)
         summary.events += len(priced)
         summary.total += total
-        for event_id, price in unit_prices.items():
-            conn.execute("UPDATE billing_events SET amount = %s WHERE id = %s AND amount IS DISTINCT FROM %s",
-                         (price, event_id, price))
+        # One statement for the broker's month (a statement per event made 40k events take 49 s).
+        conn.execute("""UPDATE billing_events e SET amount = p.price
+                          FROM unnest(%s::uuid[], %s::numeric[]) AS p(id, price)
+                         WHERE e.id = p.id AND e.amount IS DISTINCT FROM p.price""",
+                     (list(unit_prices), list(unit_prices.values())))
     return summary
 
 
