@@ -107,3 +107,16 @@ def test_an_expiring_token_stops_working(gateway, two_brokers):
     a, _ = two_brokers
     token = issue_token(a.id, ttl=timedelta(seconds=1), now=datetime.now(UTC) - timedelta(seconds=2))
     assert get(gateway, "/leads", token).status_code == 401
+
+
+def test_as_broker_acts_for_one_transaction_only(gateway, two_brokers):
+    from equity_assets.gateway.portal.access import as_broker
+
+    a, _ = two_brokers
+    with as_broker(gateway.postgres, a.id) as conn:
+        assert conn.execute("SELECT current_user, request_broker_id()").fetchone() == ("authenticated", a.id)
+        assert conn.execute("SELECT count(*) FROM leads").fetchone()[0] == 3
+    # The pooled connection goes back to the pipeline's role with no broker identity.
+    with gateway.postgres.connection() as conn:
+        assert conn.execute("SELECT current_user, request_broker_id()").fetchone() == ("service_role", None)
+        assert conn.execute("SELECT count(*) FROM leads").fetchone()[0] == 5
