@@ -111,3 +111,16 @@ def test_an_event_is_billed_once_per_lead_and_type(admin_conn, broker_with_leads
     _event(admin_conn, broker, leads[0], "appointment_set", "2026-11-10 12:00-08")
     with pytest.raises(psycopg.errors.UniqueViolation):
         _event(admin_conn, broker, leads[0], "appointment_set", "2026-11-11 12:00-08")
+
+
+@pytest.mark.parametrize("when,months", [("2026-11-20 02:30", ["2026-11-01"]),
+                                         ("2026-12-03 02:30", ["2026-11-01", "2026-12-01"])])
+def test_nightly_schedule_revisits_last_month_in_the_first_week(when, months):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from equity_assets.billing.schedules import billing_invoices_nightly
+
+    at = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("America/Los_Angeles"))
+    requests = billing_invoices_nightly(dg.build_schedule_context(scheduled_execution_time=at))
+    assert sorted(r.partition_key for r in requests) == months
