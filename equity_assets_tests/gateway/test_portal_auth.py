@@ -177,3 +177,31 @@ def test_a_broker_cannot_rotate_without_an_identity(gateway_db):
         conn.execute("SELECT set_config('role', 'authenticated', true)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT rotate_notify_secret('whsec_AAAA')")
+
+
+def test_billing_csv_holds_the_brokers_invoice_lines(gateway, two_brokers):
+    from datetime import date
+
+    from equity_assets.billing.invoices import build_month
+
+    a, b = two_brokers
+    gateway.query("INSERT INTO billing_events (broker_id, lead_id, event_type, occurred_at) VALUES "
+                  "(%s, %s, 'appointment_set', '2026-11-05 10:00-08'), (%s, %s, 'appointment_set', '2026-11-05 10:00-08') "
+                  "RETURNING id", (a.id, a.leads[0], b.id, b.leads[0]))
+    with gateway.postgres.connection() as conn:
+        build_month(conn, date(2026, 11, 1))
+    s, _ = login_session(gateway, a.email, a.password)
+    answer = s.get(f"{gateway.url}/portal/billing.csv", timeout=10)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.text.splitlines() == [
+        "month,revision,status,event_type,tier,quantity,unit_price,amount,invoice_total",
+        "2026-11,1,draft,appointment_set,1-25,1,150.00,150.00,150.00"]  # B's invoice is not in it
+    page = s.get(f"{gateway.url}/portal/billing", timeout=10).text
+    assert "$150.00" in page and "Bob" not in page
+
+
+def test_csv_cells_cannot_be_formulas():
+    from equity_assets.gateway.portal.pages import inert
+
+    assert [inert(v) for v in ("=cmd|' /C calc'!A0", "@SUM(1)", "+1", "-1", "\tx", "plain", None)] == [
+        "'=cmd|' /C calc'!A0", "'@SUM(1)", "'+1", "'-1", "'\tx", "plain", ""]

@@ -41,6 +41,8 @@ def test_broker_a_works_in_the_portal_and_sees_only_their_leads(phone, gateway, 
     names = page.locator("tbody a").all_inner_texts()
     assert sorted(names) == ["Aaron Ames", "Alice Anders", "Ava Arden"]
     assert "Bob" not in page.inner_text("main")
+    # Fits a phone: nothing wider than the 390 px viewport.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, tmp_path, "03-leads")
     page.get_by_label("State").fill("CA")
     page.get_by_role("button", name="Filter").click()
