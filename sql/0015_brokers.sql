@@ -209,6 +209,22 @@ GRANT SELECT (id, lead_id, batch_date, issued_at, expires_at, used_at) ON consen
 CREATE POLICY consent_tokens_broker_select ON consent_tokens FOR SELECT TO authenticated
     USING (EXISTS (SELECT 1 FROM leads l WHERE l.id = lead_id AND l.assigned_broker_id = (SELECT request_broker_id())));
 
+-- A deactivated broker sees nothing, whatever token or session they still hold. RESTRICTIVE, so it
+-- is ANDed with every other policy; the uncorrelated subquery runs once per statement.
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['leads', 'calls', 'billing_events', 'invoices', 'invoice_revisions',
+                             'lead_consent_audit', 'consent_tokens', 'email_replies', 'campaign_sends']
+    LOOP
+        EXECUTE format('CREATE POLICY %I ON %I AS RESTRICTIVE FOR ALL TO authenticated
+                            USING ((SELECT EXISTS (SELECT 1 FROM brokers b
+                                                    WHERE b.id = (SELECT request_broker_id()) AND b.active)))',
+                       t || '_active_broker', t);
+    END LOOP;
+END
+$$;
+
 -- Functions: nobody by default; brokers get exactly these two.
 REVOKE EXECUTE ON FUNCTION rotate_notify_secret(text), my_notify_secret_log() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rotate_notify_secret(text), my_notify_secret_log() TO authenticated, service_role;

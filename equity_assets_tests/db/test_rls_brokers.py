@@ -95,3 +95,20 @@ def test_no_function_is_executable_by_public(admin_conn):
         "AND p.proname IN ('rotate_notify_secret', 'my_notify_secret_log') "
         "AND has_function_privilege('anon', p.oid, 'EXECUTE')").fetchall()
     assert rows == []
+
+
+def test_a_deactivated_broker_sees_nothing(admin_conn, brokers):
+    a, _ = brokers
+    mine = _lead_of(admin_conn, a)
+    admin_conn.execute("UPDATE brokers SET active = false WHERE id = %s", (a,))
+    admin_conn.commit()
+    act_as(admin_conn, "authenticated", a)
+    for table in ("leads", "billing_events"):
+        assert visible(admin_conn, table) == 0, table
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        admin_conn.execute("INSERT INTO billing_events (broker_id, lead_id, event_type, source) "
+                           "VALUES (%s, %s, 'loan_funded', 'portal')", (a, mine))
+    admin_conn.rollback()
+    act_as(admin_conn, "authenticated", a)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        admin_conn.execute("INSERT INTO leads (assigned_broker_id, property_address) VALUES (%s, 'x')", (a,))

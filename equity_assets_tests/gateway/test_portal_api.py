@@ -120,3 +120,11 @@ def test_as_broker_acts_for_one_transaction_only(gateway, two_brokers):
     with gateway.postgres.connection() as conn:
         assert conn.execute("SELECT current_user, request_broker_id()").fetchone() == ("service_role", None)
         assert conn.execute("SELECT count(*) FROM leads").fetchone()[0] == 5
+
+
+def test_a_deactivated_brokers_token_reads_nothing(gateway, two_brokers):
+    a, _ = two_brokers
+    token = issue_token(a.id)
+    gateway.query("UPDATE brokers SET active = false WHERE id = %s RETURNING id", (a.id,))
+    assert get(gateway, "/leads", token).json()["total"] == 0
+    assert get(gateway, f"/leads/{a.leads[0]}", token).status_code == 404
