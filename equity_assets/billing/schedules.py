@@ -5,8 +5,7 @@ import dagster as dg
 
 from .assets import billing_invoices
 
-billing_invoices_job = dg.define_asset_job("billing_invoices_job", selection=[billing_invoices],
-                                           partitions_def=billing_invoices.partitions_def)
+billing_invoices_job = dg.define_asset_job("billing_invoices_job", selection=[billing_invoices])
 
 LATE_REPORT_DAYS = 7
 
