@@ -16,7 +16,7 @@ import re
 import secrets
 import uuid
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import psycopg
 from fastapi import APIRouter, Request
@@ -28,6 +28,7 @@ from equity_assets.observe.events import record_event
 
 from . import charts, queries
 from .access import as_broker
+from .bodies import read_form
 from .identity import (NotConfigured, check_login, close_session, csrf_ok, csrf_value, open_session,
                        session_broker)
 
@@ -35,7 +36,6 @@ log = logging.getLogger("equity_assets.gateway.portal")
 
 SESSION_COOKIE = "ec_session"
 LOGIN_COOKIE = "ec_login"
-MAX_FORM_BYTES = 16 * 1024
 PAGE_SIZE = 25
 _STATE = re.compile(r"[A-Z]{2}")
 
@@ -78,16 +78,6 @@ def _render(request: Request, template: str, status: int = 200, *, binding: str 
     return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
 
-async def _form(request: Request) -> dict[str, str]:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            return {}
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=30)
-    return {k: v[0] for k, v in fields.items()}
-
-
 def _broker(request: Request) -> uuid.UUID:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -105,7 +95,7 @@ async def _session(request: Request) -> uuid.UUID:
 
 async def _checked_form(request: Request) -> dict[str, str] | None:
     """The form of a logged-in POST, or None when its CSRF value is missing or wrong."""
-    form = await _form(request)
+    form = await read_form(request)
     return form if csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf_token")) else None
 
 
@@ -146,7 +136,7 @@ async def login_form(request: Request, error: str | None = None, status: int = 2
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     if not csrf_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf_token")):
         return _forbidden(request)
     email, password = form.get("email", "")[:254], form.get("password", "")[:1024]

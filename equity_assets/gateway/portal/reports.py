@@ -20,6 +20,7 @@ from equity_assets.security.signing import SecretError, SignatureError, verify_s
 
 from . import queries
 from .access import as_broker
+from .bodies import read_limited
 
 MAX_BODY = 16 * 1024
 router = APIRouter()
@@ -37,11 +38,9 @@ def _secrets(request: Request, broker: uuid.UUID) -> list[str]:
 
 @router.post("/v1/brokers/events")
 async def broker_event(request: Request) -> JSONResponse:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return _error(413, "payload_too_large", f"the body may not exceed {MAX_BODY} bytes")
+    body = await read_limited(request, MAX_BODY)
+    if body is None:
+        return _error(413, "payload_too_large", f"the body may not exceed {MAX_BODY} bytes")
     try:
         doc = json.loads(body)
         broker, lead = uuid.UUID(str(doc["broker_id"])), uuid.UUID(str(doc["lead_id"]))
