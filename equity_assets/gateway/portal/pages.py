@@ -342,7 +342,6 @@ async def save_settings(request: Request) -> HTMLResponse:
         return await run_in_threadpool(_settings_page, request, broker, 400,
                                        error="The webhook URL must start with https:// (or http://localhost for testing).")
     prefs = {"daily_summary": form.get("daily_summary") == "on", "appointment_alerts": form.get("appointment_alerts") == "on"}
-
     await _run_as(request, broker, queries.update_settings, broker, url, prefs)
     return await run_in_threadpool(_settings_page, request, broker, notice="Settings saved.")
 
@@ -353,7 +352,6 @@ async def rotate_secret(request: Request) -> HTMLResponse:
     if await _checked_form(request) is None:
         return _forbidden(request)
     fresh = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
     await _run_as(request, broker, queries.rotate_secret, fresh)
     return await run_in_threadpool(_settings_page, request, broker, new_secret=fresh,
                                    notice="New signing secret created. The previous one keeps working for 24 hours.")
@@ -368,7 +366,6 @@ async def cap_request(request: Request) -> HTMLResponse:
     raw = form.get("requested_cap", "")
     if not raw.isdigit() or not 0 <= int(raw) <= 5000:
         return await run_in_threadpool(_settings_page, request, broker, 400, error="Enter a whole number from 0 to 5000.")
-
     await _run_as(request, broker, queries.request_cap, broker, int(raw))
     return await run_in_threadpool(_settings_page, request, broker, notice="Request sent.")
 
