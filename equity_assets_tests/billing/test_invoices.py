@@ -124,3 +124,55 @@ def test_nightly_schedule_revisits_last_month_in_the_first_week(when, months):
     at = datetime.fromisoformat(when).replace(tzinfo=ZoneInfo("America/Los_Angeles"))
     requests = billing_invoices_nightly(dg.build_schedule_context(scheduled_execution_time=at))
     assert sorted(r.partition_key for r in requests) == months
+
+
+def _two_brokers_with_events(admin_conn) -> list[uuid.UUID]:
+    brokers = []
+    for _ in range(2):
+        broker = uuid.uuid4()
+        admin_conn.execute("INSERT INTO brokers (id, name) VALUES (%s, 'B')", (broker,))
+        lead = admin_conn.execute("INSERT INTO leads (assigned_broker_id) VALUES (%s) RETURNING id", (broker,)).fetchone()[0]
+        _event(admin_conn, broker, lead, "appointment_set", "2026-11-10 12:00-08")
+        brokers.append(broker)
+    return brokers
+
+
+def test_a_crash_mid_month_leaves_nothing_half_written(admin_conn, postgres, monkeypatch):
+    from equity_assets.billing import invoices
+
+    _two_brokers_with_events(admin_conn)
+    real, calls = invoices._store_invoice, []
+
+    def crash_on_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(invoices, "_store_invoice", crash_on_second)
+    with pytest.raises(psycopg.OperationalError), postgres.connection() as conn:
+        invoices.build_month(conn, date(2026, 11, 1))
+    assert admin_conn.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0
+    monkeypatch.setattr(invoices, "_store_invoice", real)
+    with postgres.connection() as conn:
+        assert invoices.build_month(conn, date(2026, 11, 1)).created == 2
+    assert admin_conn.execute("SELECT count(*), max(revision) FROM invoices").fetchone() == (2, 1)
+
+
+def test_two_runs_at_once_make_one_invoice_each(admin_conn, postgres):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from equity_assets.billing.invoices import build_month
+
+    _two_brokers_with_events(admin_conn)
+
+    def build(_):
+        with postgres.connection() as conn:
+            return build_month(conn, date(2026, 11, 1))
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(build, range(2)))
+    # Each broker's invoice is created by exactly one of the runs; the other finds it unchanged.
+    assert sum(r.created for r in results) == 2 and sum(r.revised for r in results) == 0
+    assert admin_conn.execute("SELECT count(*), max(revision) FROM invoices").fetchone() == (2, 1)
+    assert admin_conn.execute("SELECT count(*) FROM invoice_revisions").fetchone()[0] == 2
