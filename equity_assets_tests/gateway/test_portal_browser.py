@@ -93,3 +93,25 @@ def test_broker_a_works_in_the_portal_and_sees_only_their_leads(phone, gateway, 
     shot(page, tmp_path, "09-logged-out")
     shots = sorted(p.name for p in (tmp_path / "screenshots").iterdir())
     assert len(shots) == 12
+
+
+def test_sign_in_and_navigate_by_keyboard_only(phone, gateway, two_brokers, tmp_path: Path):
+    a, _ = two_brokers
+    page = phone
+    page.goto(f"{gateway.url}/portal/login")
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "email"
+    page.keyboard.type(a.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(a.password)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('Dashboard')")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # skip link, then the first navigation link
+    assert page.evaluate("document.activeElement.getAttribute('aria-current')") == "page"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:text('Leads')")
+    shot(page, tmp_path, "keyboard-leads")
