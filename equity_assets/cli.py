@@ -198,6 +198,38 @@ def cmd_replies_classify(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_brokers(args: argparse.Namespace) -> int:
+    """Broker accounts: add, set a password (from stdin), list, or mint an API token."""
+    import getpass
+
+    from .db.resources import PostgresResource
+    from .gateway.portal import accounts, identity
+
+    postgres = PostgresResource(application_name="equity_cli")
+    try:
+        with postgres.connection() as conn:
+            if args.brokers_command == "add":
+                broker = accounts.add_broker(conn, args.name, args.email, args.states.split(","), args.daily_cap)
+                print(json.dumps({"id": str(broker), "email": args.email.lower()}))
+            elif args.brokers_command == "set-password":
+                password = (getpass.getpass("New password: ") if sys.stdin.isatty()
+                            else sys.stdin.readline().rstrip("\r\n"))
+                print(json.dumps({"id": str(accounts.set_password(conn, args.email, password))}))
+            elif args.brokers_command == "list":
+                print(json.dumps(accounts.list_brokers(conn), indent=2))
+            else:
+                row = conn.execute("SELECT id FROM brokers WHERE lower(email) = lower(%s) AND active",
+                                   (args.email,)).fetchone()
+                if row is None:
+                    raise LookupError("no active broker has this e-mail")
+                from datetime import timedelta
+
+                print(identity.issue_token(row[0], timedelta(minutes=args.minutes)))
+    finally:
+        postgres.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="run the main job end to end on the embedded defaults").set_defaults(func=cmd_demo)
 
-    gateway = sub.add_parser("gateway", help="HTTP gateway: signed uploads, webhooks, consent pages")
+    gateway = sub.add_parser("gateway", help="HTTP gateway: signed uploads, webhooks, consent pages, broker portal and API")
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=8080)
     gateway.set_defaults(func=cmd_gateway)
@@ -236,16 +268,30 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.set_defaults(func=cmd_sandbox)
 
+    brokers = sub.add_parser("brokers", help="broker accounts for the portal and the API")
+    brokers_sub = brokers.add_subparsers(dest="brokers_command", required=True)
+    add = brokers_sub.add_parser("add", help="add a broker")
+    add.add_argument("name")
+    add.add_argument("--email", required=True)
+    add.add_argument("--states", required=True, help="comma-separated, e.g. CA,NV")
+    add.add_argument("--daily-cap", type=int, default=250)
+    brokers_sub.add_parser("set-password", help="set a password read from stdin (argon2id)").add_argument("email")
+    brokers_sub.add_parser("list", help="brokers and their login state")
+    token = brokers_sub.add_parser("token", help="print an API bearer token (EQUITY_JWT_SECRET)")
+    token.add_argument("email")
+    token.add_argument("--minutes", type=int, default=60)
+    brokers.set_defaults(func=cmd_brokers)
+
     replies = sub.add_parser("replies", help="the reply classifier")
     replies_sub = replies.add_subparsers(dest="replies_command", required=True)
     replies_sub.add_parser("classify", help="JSON lines {text, subject} on stdin -> {intent, revocation, confidence}"
                            ).set_defaults(func=cmd_replies_classify)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
-    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks"])
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal"])
     bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
-    bench.add_argument("--leads", type=int, help="verify/campaign: leads in the database")
-    bench.add_argument("--brokers", type=int, help="campaign/verify: brokers")
+    bench.add_argument("--leads", type=int, help="verify/campaign/portal: leads in the database")
+    bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")
     bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
     bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")
     bench.add_argument("--json", action="store_true", help="one line of JSON")

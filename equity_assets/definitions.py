@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from .billing import definitions as billing
 from .campaign import definitions as campaign
 from .engage import definitions as engage
 from .ingest import definitions as ingest
@@ -15,5 +16,6 @@ defs = dg.Definitions.merge(
     campaign.defs,
     engage.defs,
     observe.defs,
+    billing.defs,
     dg.Definitions(resources=build_resources()),
 )

@@ -246,6 +246,7 @@ def print_funnel(postgres) -> None:
 
 def run_demo() -> int:
     from .db.cluster import equity_home
+    from . import demo_portal
     from .gateway import GatewaySettings, running_gateway
     from .sandbox import running_sandbox
 
@@ -253,6 +254,7 @@ def run_demo() -> int:
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
+    os.environ.setdefault("EQUITY_SESSION_SECRET", secrets.token_urlsafe(32))
     log_path = equity_home() / "demo.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"Dagster's log: {log_path}")
@@ -277,8 +279,12 @@ def run_demo() -> int:
             ok = run_webhook_sensor(defs, instance) and ok
             submit_some_consents(postgres, sandbox_url)
             ok = run_job(defs, instance, "pipeline_funnel_job") and ok
+            password = demo_portal.demo_login(postgres)
+            ok = demo_portal.report_through_portal(gateway_url, password) and ok
+            ok = demo_portal.run_billing(defs, instance, postgres) and ok
         try:
             print_funnel(postgres)
+            demo_portal.print_login(password)
         finally:
             postgres.close()
     return 0 if ok else 1

@@ -1,0 +1,1 @@
+"""Billing: billable events priced by the waterfall price list into monthly invoices."""

@@ -289,8 +289,9 @@ def ensure_database(conn: psycopg.Connection, name: str, *, owner: str) -> None:
 
 
 def migrate_and_grant(admin_dsn: str, app_user: str) -> list[str]:
-    """Apply migrations as the owner, then let the app role act as `service_role`."""
+    """Apply migrations as the owner, then let the app role act as `service_role` (the pipeline)
+    and as `authenticated` (the portal, for one broker at a time, per transaction)."""
     applied = migrate(admin_dsn)
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("GRANT service_role TO {}").format(sql.Identifier(app_user)))
+        conn.execute(sql.SQL("GRANT service_role, authenticated TO {}").format(sql.Identifier(app_user)))
     return applied

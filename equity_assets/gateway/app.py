@@ -35,6 +35,7 @@ from .records import NewUpload, UploadOutcome, record_upload
 from .settings import GatewaySettings
 from .storage import StagedFile, remove_stale_temp_files
 from .consent_page import router as consent_router
+from .portal import install_portal
 from .webhooks import router as webhooks_router
 
 log = logging.getLogger("equity_assets.gateway")
@@ -91,6 +92,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                       dependencies=[Depends(enforce_rate_limit)])
     app.include_router(webhooks_router)
     app.include_router(consent_router, dependencies=[Depends(enforce_rate_limit)])
+    install_portal(app, state, Depends(enforce_rate_limit))
     return app
 
 

@@ -113,7 +113,8 @@ def test_views_over_leads_do_not_leak(admin_conn, brokers):
 
 def test_authenticated_cannot_read_pipeline_tables(admin_conn, brokers):
     a, _ = brokers
-    for table in ("uploads", "pipeline_events", "pipeline_dlq", "consent_tokens", "suppression_list", "webhook_events"):
+    for table in ("uploads", "pipeline_events", "pipeline_dlq", "suppression_list", "webhook_events",
+                  "broker_credentials", "broker_sessions", "broker_notify_secrets", "broker_active_notify_secrets"):
         admin_conn.rollback()
         act_as(admin_conn, "authenticated", a)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
