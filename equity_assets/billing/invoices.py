@@ -12,7 +12,7 @@ from decimal import Decimal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..observe.events import DeadLetter, send_to_dlq
+from ..observe.events import DeadLetter, Stage, send_to_dlq
 from .pricing import Event, Tier, price_month
 
 TIME_ZONE = "America/Los_Angeles"
@@ -62,7 +62,7 @@ def build_month(conn: psycopg.Connection, month: date, run_id: str | None = None
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('invoice:' || %s || ':' || %s))", (broker, str(month)))
         items, unit_prices, unpriced = price_month(tiers, events)
         if unpriced:
-            send_to_dlq(conn, "billing_invoices", [
+            send_to_dlq(conn, Stage.BILLING_INVOICES, [
                 DeadLetter(reason=reason, source_ref=f"billing_event:{event.id}",
                            payload={"broker_id": broker, "event_type": event.event_type, "day": str(event.day)})
                 for event, reason in unpriced], run_id=run_id)

@@ -31,6 +31,8 @@ class Stage(StrEnum):
     INSTANTLY_CAMPAIGN_LEADS = "instantly_campaign_leads"
     EMAIL_REPLIES = "email_replies"
     CONSENT = "consent"
+    PORTAL = "portal"
+    BILLING_INVOICES = "billing_invoices"
 
 
 class Event(StrEnum):
@@ -52,6 +54,8 @@ class Event(StrEnum):
     EMAIL_BOUNCED = "email_bounced"
     CONSENT_GRANTED = "consent_granted"
     CONSENT_REVOKED = "consent_revoked"
+    BROKER_LOGIN = "broker_login"
+    BROKER_LOGIN_FAILED = "broker_login_failed"
     CALL_INITIATED = "call_initiated"
     APPOINTMENT_BOOKED = "appointment_booked"
     APPLICATION_SUBMITTED = "application_submitted"

@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from equity_assets.observe.events import record_event
+from equity_assets.observe.events import Event, Stage, record_event
 
 from . import charts, queries
 from .access import as_broker
@@ -144,7 +144,7 @@ async def login(request: Request) -> Response:
     def attempt():
         with _postgres(request).connection() as conn:
             result = check_login(conn, email, password, _now())
-            record_event(conn, "broker_login" if result.ok else "broker_login_failed", stage="portal",
+            record_event(conn, Event.BROKER_LOGIN if result.ok else Event.BROKER_LOGIN_FAILED, stage=Stage.PORTAL,
                          payload={"broker_id": str(result.broker_id) if result.ok else None,
                                   "locked": result.locked_until is not None})
             return result, (open_session(conn, result.broker_id, _now()) if result.ok else None)
