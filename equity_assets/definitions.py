@@ -7,6 +7,7 @@ from .engage import definitions as engage
 from .ingest import definitions as ingest
 from .observe import definitions as observe
 from .verify import definitions as verify
+from .voice import definitions as voice
 from .resources import build_resources
 
 defs = dg.Definitions.merge(
@@ -14,6 +15,7 @@ defs = dg.Definitions.merge(
     verify.defs,
     campaign.defs,
     engage.defs,
+    voice.defs,
     observe.defs,
     dg.Definitions(resources=build_resources()),
 )
