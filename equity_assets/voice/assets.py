@@ -22,6 +22,11 @@ from .planner import CallCaps, plan_calls
 OWNERS = ["team:data-platform"]
 
 
+def utc_now() -> datetime:
+    """The moment the gate judges (one place, so tests can pin it)."""
+    return datetime.now(timezone.utc)
+
+
 class VoiceCallsConfig(dg.Config):
     """Run config of `voice_calls`."""
 
@@ -51,11 +56,11 @@ def voice_calls(context: dg.AssetExecutionContext, config: VoiceCallsConfig, pos
     """
     started = time.perf_counter()
     run_id = context.run.run_id
-    now = datetime.now(timezone.utc)
+    now = utc_now()
     placed = failed = 0
     outcomes: Counter[str] = Counter()
     with postgres.connection() as conn:
-        leftovers = store.unplaced_reservations(conn)
+        leftovers = store.unplaced_reservations(conn, now)
     for res in leftovers:  # reserved by a run that died before VAPI answered
         ok = _place(context, postgres, vapi, res, run_id, resume=True)
         placed += ok is True
@@ -68,7 +73,7 @@ def voice_calls(context: dg.AssetExecutionContext, config: VoiceCallsConfig, pos
     plan = plan_calls(candidates, now, open_by_broker=by_broker, open_total=total_open, caps=caps)
     for facts in plan.chosen:
         with postgres.connection() as conn:
-            res = store.reserve_call(conn, facts)
+            res = store.reserve_call(conn, facts, now)
         if isinstance(res, str):
             outcomes[res] += 1
             continue

@@ -95,7 +95,7 @@ def assign_number(conn: psycopg.Connection, lead_id: str, broker_id: str, state:
     return str(pick[0]), pick[1]
 
 
-def reserve_call(conn: psycopg.Connection, facts: CallFacts) -> Reservation | str:
+def reserve_call(conn: psycopg.Connection, facts: CallFacts, now: datetime) -> Reservation | str:
     """Reserve the next attempt for a lead the gate allowed; a reason string when it cannot be."""
     lead = conn.execute(
         """SELECT call_attempt_count, consented_phone, campaign_status::text, property_state
@@ -107,8 +107,8 @@ def reserve_call(conn: psycopg.Connection, facts: CallFacts) -> Reservation | st
     if lead[0] >= MAX_ATTEMPTS:
         return "max_attempts"
     busy = conn.execute(
-        "SELECT 1 FROM calls WHERE lead_id = %s AND status NOT IN ('ended', 'failed') AND created_at > now() - %s",
-        (facts.lead_id, timedelta(hours=OPEN_CALL_HOURS)),
+        "SELECT 1 FROM calls WHERE lead_id = %s AND status NOT IN ('ended', 'failed') AND created_at > %s",
+        (facts.lead_id, now - timedelta(hours=OPEN_CALL_HOURS)),
     ).fetchone()
     if busy:
         return "call_open"
@@ -118,9 +118,10 @@ def reserve_call(conn: psycopg.Connection, facts: CallFacts) -> Reservation | st
     attempt = lead[0] + 1
     key = f"call:{facts.lead_id}:{attempt}"
     call_id = conn.execute(
-        """INSERT INTO calls (lead_id, broker_id, attempt_number, phone_number_id, dialed_number, idempotency_key)
-           VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-        (facts.lead_id, facts.broker_id, attempt, number[0], facts.dial_number, key),
+        """INSERT INTO calls (lead_id, broker_id, attempt_number, phone_number_id, dialed_number, idempotency_key,
+                              created_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+        (facts.lead_id, facts.broker_id, attempt, number[0], facts.dial_number, key, now),
     ).fetchone()[0]
     conn.execute("UPDATE leads SET call_attempt_count = %s, next_call_at = NULL WHERE id = %s", (attempt, facts.lead_id))
     conn.execute(
@@ -131,16 +132,16 @@ def reserve_call(conn: psycopg.Connection, facts: CallFacts) -> Reservation | st
                        number[1], facts.first_name)
 
 
-def unplaced_reservations(conn: psycopg.Connection, older_than: timedelta = timedelta(seconds=30)) -> list[Reservation]:
+def unplaced_reservations(conn: psycopg.Connection, now: datetime,
+                          older_than: timedelta = timedelta(seconds=30)) -> list[Reservation]:
     """Reserved attempts whose VAPI request never finished (the process died after the reservation)."""
     rows = conn.execute(
         """SELECT c.id, c.lead_id, c.broker_id, c.attempt_number, c.idempotency_key, c.dialed_number,
                   c.phone_number_id, n.vapi_phone_number_id, l.first_name
            FROM calls c JOIN broker_phone_numbers n ON n.id = c.phone_number_id JOIN leads l ON l.id = c.lead_id
-           WHERE c.status = 'requested' AND c.vapi_call_id IS NULL AND c.created_at < now() - %s
-             AND c.created_at > now() - %s
+           WHERE c.status = 'requested' AND c.vapi_call_id IS NULL AND c.created_at < %s AND c.created_at > %s
            ORDER BY c.created_at""",
-        (older_than, timedelta(hours=OPEN_CALL_HOURS)),
+        (now - older_than, now - timedelta(hours=OPEN_CALL_HOURS)),
     ).fetchall()
     return [Reservation(str(r[0]), str(r[1]), str(r[2]), r[3], r[4], r[5], str(r[6]), r[7], r[8]) for r in rows]
 
