@@ -15,7 +15,7 @@ the lead
   ``too_soon`` (minimum gap since the last try); ``not_due`` (a callback time not reached yet);
   ``state_24h_cap`` (e.g. Florida: 3 calls in 24 h).
 time
-  ``unknown_zone`` (no candidate zone: refuse rather than guess);
+  ``unknown_zone:<property|mailing|phone>`` (that place has no zone we know: refuse rather than guess);
   ``outside_window:<zone>`` once per candidate zone whose local time is outside an applicable window.
 
 The calling window is checked in **every** candidate zone — the property ZIP's, the mailing ZIP's
@@ -114,17 +114,19 @@ def check_window(at: datetime, *, property_zip: str | None = None, property_stat
     """Is ``at`` inside every applicable calling window in every candidate zone of the person?"""
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("the moment to check needs a UTC offset")
-    candidate = zones.union([
-        zones.place_zones(property_zip, property_state) if (property_zip or property_state) else frozenset(),
-        zones.place_zones(mailing_zip, mailing_state) if (mailing_zip or mailing_state) else frozenset(),
-        zones.phone_zones(phone),
-    ])
+    places = {
+        "property": zones.place_zones(property_zip, property_state),
+        "mailing": zones.place_zones(mailing_zip, mailing_state) if (mailing_zip or mailing_state) else None,
+        "phone": zones.phone_zones(phone) if phone else None,
+    }
     states = applicable_states(property_state=property_state, mailing_state=mailing_state, phone=phone,
                                property_zip=property_zip, mailing_zip=mailing_zip)
     applicable = rules_mod.rules_for(states)
     cap = rules_mod.calls_cap(applicable)
-    if not candidate:
-        return WindowCheck(False, (), (), ("unknown_zone",), tuple(sorted(states)), cap)
+    unknown = tuple(f"unknown_zone:{name}" for name, found in places.items() if found is not None and not found)
+    if unknown:  # a place we cannot put in a zone could be anywhere: refuse rather than guess
+        return WindowCheck(False, (), (), unknown, tuple(sorted(states)), cap)
+    candidate = zones.union(found for found in places.values() if found)
     ordered = tuple(sorted(candidate))
     local_times, reasons = [], []
     for name in ordered:

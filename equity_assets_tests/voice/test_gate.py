@@ -149,7 +149,12 @@ def test_florida_area_code_brings_florida_rules_to_a_new_york_property() -> None
 
 def test_unknown_zone_refuses() -> None:
     decision = check_window(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), property_zip="00000")
-    assert decision.reasons == ("unknown_zone",)
+    assert decision.reasons == ("unknown_zone:property",)
+    # a known phone does not make up for a property nobody can place
+    assert check_window(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), property_zip="00000",
+                        phone=NY_PHONE).reasons == ("unknown_zone:property",)
+    assert check_window(datetime(2026, 7, 1, 16, 0, tzinfo=UTC), property_zip="10001",
+                        mailing_zip="00000").reasons == ("unknown_zone:mailing",)
     assert not check_window(datetime(2026, 7, 1, 16, 0, tzinfo=UTC)).allowed
 
 
