@@ -3,7 +3,9 @@
 It starts the sandbox (vendor simulators) and the gateway in this process, uploads a signed
 synthetic PropStream export through the gateway, lets the upload sensor request the ingest run,
 runs it, then verification, the contactable set and the latest weekday's campaign batch (pushed to
-the sandbox's Instantly), and prints counts per stage. Running it again is safe: the
+the sandbox's Instantly), then the voice leg (replies and consent through the gateway, calls through
+the sandbox's VAPI, their reports back through the gateway, outcomes; see `demo_voice`), and prints
+counts per stage. Running it again is safe: the
 gateway refuses the same file as a replay (409) and every stage is idempotent.
 """
 
@@ -128,14 +130,21 @@ def print_funnel(postgres) -> None:
 
 def run_demo() -> int:
     from .gateway import GatewaySettings, running_gateway
-    from .sandbox import running_sandbox
+    from .demo_voice import run_voice
+    from .sandbox import SandboxConfig, running_sandbox
 
     # demo-only secrets when none are configured (links minted here die with this run's secret)
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
-    with tempfile.TemporaryDirectory() as tmp, running_sandbox() as sandbox_url, \
-            running_gateway(GatewaySettings()) as gateway_url:
+    os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
+    os.environ.setdefault("EQUITY_BROKER_WEBHOOK_SECRET", secrets.token_urlsafe(32))
+    sandbox_config = SandboxConfig()
+    os.environ.setdefault("EQUITY_VAPI_WEBHOOK_SECRETS", sandbox_config.vapi_webhook_secret)
+    # every demo "person" and the sandbox's VAPI post from 127.0.0.1: lift the per-IP limit
+    with tempfile.TemporaryDirectory() as tmp, running_sandbox(sandbox_config) as sandbox_url, \
+            running_gateway(GatewaySettings(rate_limit_per_window=100_000)) as gateway_url:
         os.environ["EQUITY_SANDBOX_URL"] = sandbox_url
+        os.environ["EQUITY_VAPI_SERVER_URL"] = f"{gateway_url}/v1/webhooks/vapi"
         from .definitions import defs  # resources read EQUITY_SANDBOX_URL at import
 
         print(f"sandbox {sandbox_url}, gateway {gateway_url}")
@@ -144,6 +153,10 @@ def run_demo() -> int:
         with dg.DagsterInstance.get() as instance:
             ingest(defs, instance)
             ok = run_downstream(defs, instance)
+            instantly_secret = os.environ["EQUITY_INSTANTLY_WEBHOOK_SECRETS"].split(",")[0]
+            ok = run_voice(defs, instance, sandbox_url=sandbox_url, gateway_url=gateway_url,
+                           instantly_secret=instantly_secret, run_job=run_job) and ok
+            ok = run_job(defs, instance, "pipeline_funnel_job") and ok
         postgres = defs.resources["postgres"]
         try:
             print_funnel(postgres)
