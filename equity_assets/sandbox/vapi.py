@@ -193,15 +193,15 @@ def build_report(call: dict[str, Any], dice: Dice, *, started: datetime, timesta
         analysis = {"summary": f"Call ended: {outcome}.", "structuredData": structured,
                     "successEvaluation": str(outcome == "booked").lower()}
     transcript = _TRANSCRIPTS.get(outcome, "")
+    artifact = {"transcript": transcript, "recordingUrl": None, "messages": []}
     call.update(status="ended", endedReason=reason, startedAt=started.isoformat(), endedAt=ended.isoformat(),
-                cost=round(0.05 + seconds * 0.0015, 4), analysis=analysis,
+                cost=round(0.05 + seconds * 0.0015, 4), analysis=analysis, artifact=artifact,
                 updatedAt=_now_iso())
     return {"message": {
         "type": "end-of-call-report", "endedReason": reason, "call": dict(call),
         "customer": call["customer"], "phoneNumber": {"id": call["phoneNumberId"]},
         "startedAt": call["startedAt"], "endedAt": call["endedAt"], "cost": call["cost"],
-        "artifact": {"transcript": transcript, "recordingUrl": None, "messages": []},
-        "analysis": analysis, "timestamp": timestamp_ms,
+        "artifact": artifact, "analysis": analysis, "timestamp": timestamp_ms,
     }}
 
 

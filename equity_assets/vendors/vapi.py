@@ -50,6 +50,7 @@ class VapiCall:
     metadata: dict[str, Any]
     ended_reason: str | None = None
     created_at: str | None = None
+    raw: dict[str, Any] | None = None  # the whole Call object, for what this record does not type
 
     @classmethod
     def from_wire(cls, body: Any) -> VapiCall:
@@ -60,7 +61,7 @@ class VapiCall:
         return cls(id=body["id"], status=str(body.get("status") or "queued"),
                    phone_number_id=body.get("phoneNumberId"), customer_number=customer.get("number"),
                    metadata=dict(overrides.get("metadata") or {}), ended_reason=body.get("endedReason"),
-                   created_at=body.get("createdAt"))
+                   created_at=body.get("createdAt"), raw=body)
 
 
 class VapiResource(dg.ConfigurableResource):
@@ -177,7 +178,11 @@ class VapiResource(dg.ConfigurableResource):
         return None
 
     def get_call(self, call_id: str) -> VapiCall:
-        response = self._http().get(self._url(f"/call/{call_id}"), timeout=self._timeout())
+        """One call as VAPI has it now (status, endedReason, analysis, artifact …)."""
+        try:
+            response = self._http().get(self._url(f"/call/{call_id}"), timeout=self._timeout())
+        except requests.RequestException as exc:
+            raise VapiError(f"vapi: {type(exc).__name__} on GET /call/{{id}}", retryable=True) from None
         if response.status_code != 200:
             raise VapiError(f"vapi: HTTP {response.status_code} on GET /call/{{id}}", status=response.status_code)
         return VapiCall.from_wire(_json(response))

@@ -59,6 +59,7 @@ def voice_calls(context: dg.AssetExecutionContext, config: VoiceCallsConfig, pos
     now = utc_now()
     placed = failed = 0
     outcomes: Counter[str] = Counter()
+    recovered = _recover_lost_reports(context, postgres, vapi, now)
     with postgres.connection() as conn:
         leftovers = store.unplaced_reservations(conn, now)
     for res in leftovers:  # reserved by a run that died before VAPI answered
@@ -88,6 +89,7 @@ def voice_calls(context: dg.AssetExecutionContext, config: VoiceCallsConfig, pos
         "placed": placed,
         "failed": failed,
         "resumed_reservations": len(leftovers),
+        "recovered_reports": recovered,
         "refused_leads": plan.refused_leads,
         "refusals_by_reason": dg.MetadataValue.json(dict(plan.refusals)),
         "deferred": dg.MetadataValue.json(dict(plan.deferred)),
@@ -97,6 +99,24 @@ def voice_calls(context: dg.AssetExecutionContext, config: VoiceCallsConfig, pos
     }
     metadata.update({f"refused_{reason}": n for reason, n in plan.refusals.items()})
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _recover_lost_reports(context: dg.AssetExecutionContext, postgres: PostgresResource, vapi: VapiResource,
+                          now: datetime) -> int:
+    """Ask VAPI about calls whose report never came; an ended one goes to the inbox as its report."""
+    with postgres.connection() as conn:
+        stale = store.stale_open_calls(conn, now)
+    recovered = 0
+    for vapi_id in stale:
+        try:
+            call = vapi.get_call(vapi_id)
+        except VapiError as exc:
+            context.log.warning("could not look up call %s: %s", vapi_id, exc)
+            continue
+        if call.status == "ended" and call.raw:
+            with postgres.connection() as conn:
+                recovered += store.store_recovered_report(conn, call.raw)
+    return recovered
 
 
 def _place(context: dg.AssetExecutionContext, postgres: PostgresResource, vapi: VapiResource,

@@ -6,6 +6,10 @@ the ``calls`` row with its idempotency key and counts the attempt. Only then doe
 VAPI. A process killed between the two leaves a ``requested`` row without a VAPI id; the next run
 places it with the same idempotency key, and the VAPI resource finds the call if it was placed.
 So a lead is never called twice for one attempt, and no reserved attempt is forgotten.
+
+VAPI sends each end-of-call report once and never retries it. A call still open half an hour after
+it was placed is looked up through VAPI's API; if it has ended, the call object goes into the inbox
+as its report (:func:`store_recovered_report`), so no outcome is lost with a lost report.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ..observe.events import DeadLetter, record_event, send_to_dlq
 from .gate import MAX_ATTEMPTS, CallFacts, ConsentEvidence
@@ -190,6 +195,32 @@ def after_failure(conn: psycopg.Connection, lead_id: str, attempt: int, *, run_i
         return True
     conn.execute("UPDATE leads SET next_call_at = now() + %s WHERE id = %s", (retry_in * attempt, lead_id))
     return False
+
+
+def stale_open_calls(conn: psycopg.Connection, now: datetime, *, older_than: timedelta = timedelta(minutes=30),
+                     limit: int = 200) -> list[str]:
+    """VAPI ids of calls still open long after they must have ended (their report may be lost)."""
+    rows = conn.execute(
+        """SELECT vapi_call_id FROM calls
+           WHERE status NOT IN ('ended', 'failed') AND vapi_call_id IS NOT NULL AND created_at < %s
+           ORDER BY created_at LIMIT %s""",
+        (now - older_than, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def store_recovered_report(conn: psycopg.Connection, call: dict[str, Any]) -> bool:
+    """Put an ended call, as VAPI's API returns it, in the inbox as its end-of-call report, so
+    call_outcomes applies it like any other (if the real report comes later, it is a duplicate)."""
+    message = {"type": "end-of-call-report", "endedReason": call.get("endedReason"), "call": call,
+               "customer": call.get("customer"), "startedAt": call.get("startedAt"), "endedAt": call.get("endedAt"),
+               "cost": call.get("cost"), "artifact": call.get("artifact") or {}, "analysis": call.get("analysis") or {},
+               "timestamp": "recovered"}
+    return conn.execute(
+        """INSERT INTO webhook_events (provider, event_key, event_type, payload)
+           VALUES ('vapi', %s, 'end-of-call-report', %s) ON CONFLICT (provider, event_key) DO NOTHING""",
+        (f"{call['id']}:end-of-call-report:recovered", Jsonb({"message": message})),
+    ).rowcount == 1
 
 
 def variable_values(res: Reservation) -> dict[str, Any]:

@@ -4,6 +4,7 @@ webhook sensor's runs of call_outcomes — with duplicated and out-of-order repo
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from collections import Counter
 
 import dagster as dg
@@ -85,3 +86,33 @@ def test_reports_flow_from_vapi_to_outcomes(db, postgres, start_sandbox, tmp_pat
     assert db.execute("SELECT count(*) FROM billing_events").fetchone()[0] == booked
     assert db.execute("SELECT count(*) FROM pipeline_events WHERE event_type = 'call_completed'").fetchone()[0] \
         == len(leads)
+
+
+def test_a_lost_report_is_recovered_from_vapi(db, postgres, start_sandbox, tmp_path, monkeypatch):
+    """VAPI never retries a report: a call left open is looked up, and its outcome still lands."""
+    monkeypatch.setenv(VAPI_SECRETS_ENV, HOOK_SECRET)
+    monkeypatch.delenv(VAPI_AUTH_ENV, raising=False)
+    db.execute("TRUNCATE gateway_rate_limits")
+    sandbox_url = start_sandbox(SandboxConfig(vapi_webhook_secret=HOOK_SECRET, vapi_report_delay_s=0.05,
+                                              vapi_lost_rate=1.0))
+    broker = add_broker(db)
+    leads = [add_consenting_lead(db, broker, phone=f"+1212555030{i}") for i in range(3)]
+    with running_gateway(GatewaySettings(postgres=postgres, upload_dir=tmp_path)) as gateway_url:
+        vapi = VapiResource(api_key=SandboxConfig().vapi_api_key, base_url=sandbox_url,
+                            server_url=f"{gateway_url}/v1/webhooks/vapi")
+        resources = {"postgres": postgres, "vapi": vapi}
+        monkeypatch.setattr(voice_assets, "utc_now", lambda: AT)
+        assert dg.materialize([voice_assets.voice_calls], resources=resources).success
+        wait_for_messages(sandbox_url, 0, len(leads))  # status updates only: every report is lost
+    assert db.execute("SELECT count(*) FROM webhook_events WHERE event_type = 'end-of-call-report'").fetchone()[0] == 0
+
+    monkeypatch.setattr(voice_assets, "utc_now", lambda: AT + timedelta(hours=1))
+    result = dg.materialize([voice_assets.voice_calls, voice_assets.call_outcomes], resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("voice_calls")[0].metadata
+    assert meta["recovered_reports"].value == len(leads)
+    rows = db.execute("SELECT status, outcome IS NOT NULL FROM calls").fetchall()
+    assert rows == [("ended", True)] * len(leads)
+    # and again: nothing is recovered twice
+    again = dg.materialize([voice_assets.voice_calls], resources=resources)
+    assert again.asset_materializations_for_node("voice_calls")[0].metadata["recovered_reports"].value == 0
