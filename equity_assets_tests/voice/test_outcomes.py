@@ -162,3 +162,20 @@ def test_number_health_follows_answer_rate(db: psycopg.Connection) -> None:
     process(db, add_inbox(db, report_message(second, outcome="callback")))
     high = db.execute("SELECT health_score::float FROM broker_phone_numbers").fetchone()[0]
     assert low == pytest.approx(100 * 1 / 3, abs=0.01) and high == 50.0
+
+
+def test_checks_catch_a_call_without_consent_and_an_unapplied_booking(db, postgres) -> None:
+    import dagster as dg
+
+    from equity_assets.voice.checks import bookings_applied, calls_had_consent
+
+    lead = add_consenting_lead(db, add_broker(db))
+    call_id, vapi_id = add_call(db, lead)
+    ctx = dg.build_asset_check_context()
+    assert calls_had_consent(ctx, postgres).passed
+    db.execute("UPDATE calls SET dialed_number = '+12125550999' WHERE id = %s", (call_id,))
+    assert not calls_had_consent(ctx, postgres).passed
+    assert process(db, add_inbox(db, report_message(vapi_id))) == "booked"
+    assert bookings_applied(ctx, postgres).passed
+    db.execute("DELETE FROM billing_events")
+    assert not bookings_applied(ctx, postgres).passed
