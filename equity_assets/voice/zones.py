@@ -77,6 +77,7 @@ def _zip5(raw: str | None) -> str | None:
     return digits[:5] if len(digits) in (5, 9) else None
 
 
+@functools.lru_cache(maxsize=200_000)
 def zip_state(zip_code: str | None) -> str | None:
     """The state the package puts a ZIP in (None when unknown)."""
     z = _zip5(zip_code)
@@ -84,6 +85,7 @@ def zip_state(zip_code: str | None) -> str | None:
     return found[0] or None if found else None
 
 
+@functools.lru_cache(maxsize=200_000)
 def zip_zones(zip_code: str | None) -> frozenset[str]:
     """Candidate zones of a ZIP: table override, else the package's zone, else its ZIP3's zones."""
     z = _zip5(zip_code)
@@ -99,6 +101,7 @@ def zip_zones(zip_code: str | None) -> frozenset[str]:
     return table.get(("zip3", z[:3])) or by_zip3.get(z[:3], frozenset())
 
 
+@functools.lru_cache(maxsize=200_000)
 def state_zones(state: str | None) -> frozenset[str]:
     """Every zone of a state's ZIPs (a state alone does not say where in it a person is)."""
     return _package_index()[2].get((state or "").strip().upper(), frozenset())
@@ -112,6 +115,7 @@ def _parsed(e164: str | None) -> phonenumbers.PhoneNumber | None:
     return number if phonenumbers.is_valid_number(number) else None
 
 
+@functools.lru_cache(maxsize=200_000)
 def phone_zones(e164: str | None) -> frozenset[str]:
     """Zones of a number's area code: phonenumbers' answer plus the table's multi-zone row."""
     number = _parsed(e164)
@@ -124,6 +128,7 @@ def phone_zones(e164: str | None) -> frozenset[str]:
     return frozenset(zones)
 
 
+@functools.lru_cache(maxsize=200_000)
 def phone_state(e164: str | None) -> str | None:
     """The US state (or territory) of a number's area code, as phonenumbers describes it."""
     number = _parsed(e164)
@@ -154,6 +159,7 @@ US_STATE_CODES: dict[str, str] = {
 }
 
 
+@functools.lru_cache(maxsize=200_000)
 def place_zones(zip_code: str | None, state: str | None) -> frozenset[str]:
     """Zones of one address: its ZIP's; the whole state's when the ZIP is unknown or names another state."""
     zones = zip_zones(zip_code)
