@@ -36,6 +36,12 @@ def wait_for_messages(sandbox_url: str, reports: int, calls: int, timeout_s: flo
         time.sleep(0.1)
 
 
+def wired_resources(postgres, sandbox_url: str, gateway_url: str) -> dict:
+    """The pipeline's resources with VAPI told to post its messages to this gateway."""
+    return {"postgres": postgres, "vapi": VapiResource(api_key=SandboxConfig().vapi_api_key, base_url=sandbox_url,
+                                                       server_url=f"{gateway_url}/v1/webhooks/vapi")}
+
+
 @pytest.mark.parametrize("knobs", [{"vapi_duplicate_rate": 1.0}, {"vapi_out_of_order_rate": 1.0}],
                          ids=["duplicated", "out_of_order"])
 def test_reports_flow_from_vapi_to_outcomes(db, postgres, start_sandbox, tmp_path, monkeypatch, knobs):
@@ -48,9 +54,8 @@ def test_reports_flow_from_vapi_to_outcomes(db, postgres, start_sandbox, tmp_pat
     broker = add_broker(db)
     leads = [add_consenting_lead(db, broker, phone=f"+1212555020{i}") for i in range(6)]
     with running_gateway(GatewaySettings(postgres=postgres, upload_dir=tmp_path)) as gateway_url:
-        vapi = VapiResource(api_key=SandboxConfig().vapi_api_key, base_url=sandbox_url,
-                            server_url=f"{gateway_url}/v1/webhooks/vapi")
-        resources = {"postgres": postgres, "vapi": vapi}
+        resources = wired_resources(postgres, sandbox_url, gateway_url)
+        vapi = resources["vapi"]
         assert dg.materialize([voice_assets.voice_calls], resources=resources).success
         calls = requests.get(f"{sandbox_url}/call", headers={"Authorization": f"Bearer {vapi.api_key}"},
                              timeout=5).json()
@@ -98,9 +103,8 @@ def test_a_lost_report_is_recovered_from_vapi(db, postgres, start_sandbox, tmp_p
     broker = add_broker(db)
     leads = [add_consenting_lead(db, broker, phone=f"+1212555030{i}") for i in range(3)]
     with running_gateway(GatewaySettings(postgres=postgres, upload_dir=tmp_path)) as gateway_url:
-        vapi = VapiResource(api_key=SandboxConfig().vapi_api_key, base_url=sandbox_url,
-                            server_url=f"{gateway_url}/v1/webhooks/vapi")
-        resources = {"postgres": postgres, "vapi": vapi}
+        resources = wired_resources(postgres, sandbox_url, gateway_url)
+        vapi = resources["vapi"]
         monkeypatch.setattr(voice_assets, "utc_now", lambda: AT)
         assert dg.materialize([voice_assets.voice_calls], resources=resources).success
         wait_for_messages(sandbox_url, 0, len(leads))  # status updates only: every report is lost
