@@ -84,8 +84,16 @@ def test_apn_key_is_scoped_by_state_and_county(admin_conn):
 
 
 def test_feeder_query_uses_the_partial_index(admin_conn):
-    # Statistics left by earlier tests (autovacuum timing) would make the plan depend on test order.
-    admin_conn.execute("ANALYZE leads")
+    # On an empty table every plan costs about the same and the choice follows whatever statistics
+    # earlier tests left; give the planner a table like production's (few queued, emailable leads).
+    broker = admin_conn.execute("INSERT INTO brokers (name) VALUES ('feeder') RETURNING id").fetchone()[0]
+    admin_conn.execute(
+        """INSERT INTO leads (assigned_broker_id, campaign_status, email_verified, lead_score)
+           SELECT %s, CASE WHEN i %% 50 = 0 THEN 'queued' ELSE 'new' END::campaign_status, i %% 50 = 0, i %% 100
+           FROM generate_series(1, 5000) i""",
+        (broker,),
+    )
+    admin_conn.execute("ANALYZE leads")  # inside the test's transaction: rolled back with it
     admin_conn.execute("SET enable_seqscan = off")
     plan = "\n".join(r[0] for r in admin_conn.execute(
         """EXPLAIN SELECT id FROM leads
