@@ -230,6 +230,19 @@ def cmd_brokers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_voice_window(args: argparse.Namespace) -> int:
+    """The calling-window part of the compliance gate for one person at one moment (no database)."""
+    from datetime import datetime
+
+    from .voice.gate import check_window
+
+    at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+    result = check_window(at, property_zip=args.zip, property_state=args.state, mailing_zip=args.mailing_zip,
+                          phone=args.phone)
+    print(json.dumps(result.as_dict(), indent=None if args.json else 2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -287,10 +300,21 @@ def build_parser() -> argparse.ArgumentParser:
     replies_sub.add_parser("classify", help="JSON lines {text, subject} on stdin -> {intent, revocation, confidence}"
                            ).set_defaults(func=cmd_replies_classify)
 
+    voice = sub.add_parser("voice", help="AI voice calls: the compliance gate")
+    voice_sub = voice.add_subparsers(dest="voice_command", required=True)
+    window = voice_sub.add_parser("window", help="is a call allowed at --at in every candidate zone of the person?")
+    window.add_argument("--zip", help="property ZIP code")
+    window.add_argument("--state", help="property state (two letters)")
+    window.add_argument("--mailing-zip", help="mailing ZIP code")
+    window.add_argument("--phone", help="the number to dial, E.164")
+    window.add_argument("--at", required=True, help="ISO 8601 moment with a UTC offset, e.g. 2026-07-01T14:00:00Z")
+    window.add_argument("--json", action="store_true", help="one line of JSON")
+    window.set_defaults(func=cmd_voice_window)
+
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
-    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal"])
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice"])
     bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
-    bench.add_argument("--leads", type=int, help="verify/campaign/portal: leads in the database")
+    bench.add_argument("--leads", type=int, help="verify/campaign/portal/voice: leads in the database")
     bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")
     bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
     bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")

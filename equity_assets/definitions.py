@@ -8,6 +8,7 @@ from .engage import definitions as engage
 from .ingest import definitions as ingest
 from .observe import definitions as observe
 from .verify import definitions as verify
+from .voice import definitions as voice
 from .resources import build_resources
 
 defs = dg.Definitions.merge(
@@ -15,6 +16,7 @@ defs = dg.Definitions.merge(
     verify.defs,
     campaign.defs,
     engage.defs,
+    voice.defs,
     observe.defs,
     billing.defs,
     dg.Definitions(resources=build_resources()),

@@ -6,9 +6,11 @@ runs it, then verification (with scoring and assignment), the contactable set an
 weekday's campaign batch (pushed to the sandbox's Instantly). The sandbox answers the push with
 Instantly webhooks (sent, replies, bounces, unsubscribes) posted to the gateway's inbox; the webhook
 sensor turns them into `email_replies` runs, and a few interested leads open their mailed consent
-link and agree. It prints one line per stage (counts and seconds) and the funnel; Dagster's own log
-stream goes to a file whose path it prints. Running it again is safe: the gateway refuses the same
-file as a replay (409) and every stage is idempotent.
+link and agree. Then the voice leg (more replies and consent through the gateway, calls through the
+sandbox's VAPI, their reports back through the gateway, outcomes; see `demo_voice`), a broker's
+report through the portal and the month's invoices. It prints one line per stage (counts and
+seconds) and the funnel; Dagster's own log stream goes to a file whose path it prints. Running it
+again is safe: the gateway refuses the same file as a replay (409) and every stage is idempotent.
 """
 
 from __future__ import annotations
@@ -248,20 +250,27 @@ def run_demo() -> int:
     from .db.cluster import equity_home
     from . import demo_portal
     from .gateway import GatewaySettings, running_gateway
-    from .sandbox import running_sandbox
+    from .demo_voice import run_voice
+    from .sandbox import SandboxConfig, running_sandbox
 
     # demo-only secrets when none are configured (links minted here die with this run's secret)
     os.environ.setdefault("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_SESSION_SECRET", secrets.token_urlsafe(32))
+    os.environ.setdefault("EQUITY_BROKER_WEBHOOK_SECRET", secrets.token_urlsafe(32))
+    sandbox_config = SandboxConfig()
+    os.environ.setdefault("EQUITY_VAPI_WEBHOOK_SECRETS", sandbox_config.vapi_webhook_secret)
     log_path = equity_home() / "demo.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"Dagster's log: {log_path}")
-    with tempfile.TemporaryDirectory() as tmp, running_sandbox() as sandbox_url, \
-            running_gateway(GatewaySettings()) as gateway_url, dagster_log_to(log_path):
+    # every demo "person" and the sandbox's VAPI post from 127.0.0.1: lift the per-IP limit
+    with tempfile.TemporaryDirectory() as tmp, running_sandbox(sandbox_config) as sandbox_url, \
+            running_gateway(GatewaySettings(rate_limit_per_window=100_000)) as gateway_url, \
+            dagster_log_to(log_path):
         os.environ["EQUITY_SANDBOX_URL"] = sandbox_url
         os.environ.setdefault("EQUITY_CONSENT_BASE_URL", gateway_url)
+        os.environ["EQUITY_VAPI_SERVER_URL"] = f"{gateway_url}/v1/webhooks/vapi"
         from .definitions import defs  # resources read EQUITY_SANDBOX_URL at import
         from .sandbox import SandboxControl
 
@@ -278,6 +287,9 @@ def run_demo() -> int:
                   f"{deliveries['by_type']}")
             ok = run_webhook_sensor(defs, instance) and ok
             submit_some_consents(postgres, sandbox_url)
+            instantly_secret = os.environ["EQUITY_INSTANTLY_WEBHOOK_SECRETS"].split(",")[0]
+            ok = run_voice(defs, instance, sandbox_url=sandbox_url, gateway_url=gateway_url,
+                           instantly_secret=instantly_secret, run_job=run_job) and ok
             ok = run_job(defs, instance, "pipeline_funnel_job") and ok
             password = demo_portal.demo_login(postgres)
             ok = demo_portal.report_through_portal(gateway_url, password) and ok

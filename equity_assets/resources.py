@@ -2,10 +2,12 @@
 
 `EQUITY_ENV=production` points the provider resources at the vendors with keys from the
 environment (`MELISSA_LICENSE_KEY`, `BATCHDATA_API_TOKEN`, `INSTANTLY_API_KEY`,
-`INSTANTLY_CAMPAIGN_ID`); anything else (the default, `local`) points them at the sandbox:
-only a base URL and keys, from `EQUITY_SANDBOX_URL` (default http://127.0.0.1:8090) and the
-same `EQUITY_SANDBOX_*` key variables the sandbox reads, with the sandbox's default keys. The code
-location never imports the sandbox: it is a separate program that happens to speak the vendors' wire.
+`INSTANTLY_CAMPAIGN_ID`, `VAPI_API_KEY`, `VAPI_ASSISTANT_ID`); anything else (the default, `local`)
+points them at the sandbox: only a base URL and keys, from `EQUITY_SANDBOX_URL` (default
+http://127.0.0.1:8090) and the same `EQUITY_SANDBOX_*` key variables the sandbox reads, with the
+sandbox's default keys. The code location never imports the sandbox: it is a separate program that
+happens to speak the vendors' wire. `EQUITY_VAPI_SERVER_URL` is where VAPI should post call messages
+(the gateway's `/v1/webhooks/vapi`).
 """
 
 import os
@@ -16,6 +18,7 @@ from .db.resources import PostgresResource
 from .vendors.batchdata import BatchDataResource
 from .vendors.instantly import InstantlyResource
 from .vendors.melissa import MelissaResource
+from .vendors.vapi import VapiResource
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8090"
 
@@ -24,6 +27,7 @@ SANDBOX_KEYS = {
     "EQUITY_SANDBOX_MELISSA_LICENSE_KEY": "sandbox-melissa-license",
     "EQUITY_SANDBOX_BATCHDATA_API_TOKEN": "sandbox-batchdata-token",
     "EQUITY_SANDBOX_INSTANTLY_API_KEY": "sandbox-instantly-key",
+    "EQUITY_SANDBOX_VAPI_API_KEY": "sandbox-vapi-key",
 }
 
 
@@ -38,6 +42,8 @@ def production_resources() -> dict[str, object]:
         "batchdata": BatchDataResource(api_token=dg.EnvVar("BATCHDATA_API_TOKEN")),
         "instantly": InstantlyResource(api_key=dg.EnvVar("INSTANTLY_API_KEY"),
                                        campaign_id=dg.EnvVar("INSTANTLY_CAMPAIGN_ID")),
+        "vapi": VapiResource(api_key=dg.EnvVar("VAPI_API_KEY"), assistant_id=dg.EnvVar("VAPI_ASSISTANT_ID"),
+                             server_url=os.environ.get("EQUITY_VAPI_SERVER_URL") or None),
     }
 
 
@@ -49,6 +55,8 @@ def sandbox_resources(base_url: str | None = None) -> dict[str, object]:
         "batchdata": BatchDataResource(api_token=_sandbox_key("EQUITY_SANDBOX_BATCHDATA_API_TOKEN"), base_url=url),
         "instantly": InstantlyResource(api_key=_sandbox_key("EQUITY_SANDBOX_INSTANTLY_API_KEY"), base_url=url,
                                        campaign_id=os.environ.get("INSTANTLY_CAMPAIGN_ID", "sandbox-campaign")),
+        "vapi": VapiResource(api_key=_sandbox_key("EQUITY_SANDBOX_VAPI_API_KEY"), base_url=url,
+                             server_url=os.environ.get("EQUITY_VAPI_SERVER_URL") or None),
     }
 
 

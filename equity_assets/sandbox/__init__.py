@@ -1,4 +1,4 @@
-"""Local simulators of the external services (Melissa, BatchData, Instantly), same wire formats.
+"""Local simulators of the external services (Melissa, BatchData, Instantly, VAPI), same wire formats.
 
 Start one in-process for tests with :func:`running_sandbox`, or as a server with
 ``python -m equity_assets.sandbox`` (see :mod:`equity_assets.sandbox.__main__`).

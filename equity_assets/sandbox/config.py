@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,6 +57,17 @@ class SandboxConfig(BaseModel):
     instantly_rate_limit_per_s: int = Field(default=100, ge=1, description="Instantly workspace limit per second.")
     instantly_rate_limit_per_min: int = Field(default=6000, ge=1, description="Instantly workspace limit per minute.")
     instantly_plan_leads: int = Field(default=1_000_000, ge=0, description="Lead quota reported as remaining_in_plan.")
+    vapi_api_key: str = "sandbox-vapi-key"
+    vapi_server_url: str | None = Field(default=None, description="Where VAPI messages go when a call names none.")
+    vapi_webhook_secret: str = Field(default="sandbox-vapi-webhook-secret", description="Credential VAPI sends us.")
+    vapi_webhook_auth: Literal["bearer", "hmac"] = Field(default="bearer", description="How VAPI messages are signed.")
+    vapi_answer_delay_s: float = Field(default=0.0, ge=0, description="Seconds POST /call waits before answering, "
+                                       "after the call is placed (a slow answer the client may give up on).")
+    vapi_report_delay_s: float = Field(default=0.2, ge=0, description="Seconds from POST /call to its messages.")
+    vapi_lost_rate: float = Field(default=0.0, ge=0, le=1, description="Share of calls whose report is never sent.")
+    vapi_duplicate_rate: float = Field(default=0.0, ge=0, le=1, description="Share of reports sent twice.")
+    vapi_out_of_order_rate: float = Field(default=0.0, ge=0, le=1,
+                                          description="Share of reports sent before their status updates.")
     faults: FaultKnobs = Field(default_factory=FaultKnobs, description="Knobs for every vendor path.")
     path_faults: dict[str, FaultKnobs] = Field(
         default_factory=dict, description="Per-path knobs; replace the global knobs for that exact path."

@@ -116,6 +116,7 @@ class SandboxState:
         self.path_faults = {path: knobs.model_copy(deep=True) for path, knobs in config.path_faults.items()}
         self.stats = SandboxStats()
         self.instantly = InstantlyWorkspace(plan_leads=config.instantly_plan_leads)
+        self.vapi = None  # the VAPI simulator's calls, created on first use (sandbox.vapi)
         self._limiters: dict[str, tuple[SlidingWindowLimiter, SlidingWindowLimiter]] = {}
         self.webhooks.registrations.clear()
         self.webhooks.stats = DeliveryStats()
