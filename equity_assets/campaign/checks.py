@@ -1,12 +1,14 @@
-"""Blocking checks on `daily_campaign_batch`: they gate `instantly_campaign_leads` (the push).
+"""Checks of the campaign: the blocking gates between selecting a day and pushing it, and the
+watch for sends that never left.
 
-Each one looks at the batch dates the run materialized (all dates when run on its own) and
+The gates (`BATCH_GATES`) run inside the `campaign_day` step on the dates it selected, before
+the push. `no_stale_queued_sends` runs after each campaign day and with the 05:30 refresh. Each
 reports the number of violations plus a few example ids (lead and broker ids, never emails).
 """
 
 # No `from __future__ import annotations` here: Dagster reads the config and context
 # annotations at definition time.
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -14,13 +16,11 @@ import dagster as dg
 import psycopg
 
 from ..db.resources import PostgresResource
-from .assets import daily_campaign_batch
-from .partitions import campaign_days
+from .partitions import CAMPAIGN_TIMEZONE
 
 SAMPLE = 5
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+#: A send still `queued` this long after its day's 06:00 PT tick was lost on the way to Instantly.
+QUEUED_GRACE_HOURS = 3
 
 # Belt and braces for UNIQUE (lead_id): a dropped constraint or a hand-made row must not slip by.
 _LEADS_IN_TWO_BATCHES = """
@@ -65,11 +65,13 @@ class Violations:
     count: int
     sample: list[str]
 
-    def as_result(self, what: str) -> dg.AssetCheckResult:
+    def as_result(self, check_name: str, *, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=check_name,
             passed=self.count == 0,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"violations": self.count, f"sample_{what}": dg.MetadataValue.json(self.sample)},
+            metadata={"violations": self.count, "sample": dg.MetadataValue.json(self.sample)},
         )
 
 
@@ -93,41 +95,32 @@ def suppressed_or_dnc_sends(conn: psycopg.Connection, dates: Sequence[date] | No
     return _violations(conn, _SUPPRESSED_OR_DNC, dates)
 
 
-def checked_dates(tags: Mapping[str, str]) -> list[date] | None:
-    """The batch dates a run materialized, from its tags; None (every date) for a check-only run.
+# The gates between selection and push, by check name (run by `campaign_day`).
+BATCH_GATES = {
+    "no_lead_in_two_batches": leads_in_two_batches,
+    "broker_daily_cap_held": brokers_over_cap,
+    "no_suppressed_or_dnc_lead": suppressed_or_dnc_sends,
+}
 
-    The checks are not partitioned themselves (partitioned checks are a Dagster preview), so they
-    read the run's partition or partition range the way Dagster records it.
-    """
-    if PARTITION_TAG in tags:
-        return [date.fromisoformat(tags[PARTITION_TAG])]
-    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-        keys = campaign_days.get_partition_keys_in_range(
-            dg.PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
-        )
-        return [date.fromisoformat(key) for key in keys]
-    return None
+# Each date's send is due at 06:00 PT that day; hours later it must have left (or been withdrawn).
+_STALE_QUEUED = """
+SELECT s.batch_date::text || ' ' || s.lead_id::text
+FROM campaign_sends s
+WHERE s.status = 'queued'
+  AND ((s.batch_date + time '06:00') AT TIME ZONE %(tz)s) + make_interval(hours => %(grace)s) < now()
+"""
 
 
-@dg.asset_check(asset=daily_campaign_batch, blocking=True)
-def no_lead_in_two_batches(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    """No lead of these batches appears in any other batch: each lead is emailed at most once."""
+def stale_queued_sends(conn: psycopg.Connection, grace_hours: int = QUEUED_GRACE_HOURS) -> Violations:
+    """Sends still `queued` more than `grace_hours` after their day's 06:00 PT tick."""
+    rows = [r[0] for r in conn.execute(_STALE_QUEUED, {"tz": CAMPAIGN_TIMEZONE, "grace": grace_hours})]
+    return Violations(len(rows), sorted(rows)[:SAMPLE])
+
+
+@dg.asset_check(asset=dg.AssetKey("instantly_campaign_leads"))
+def no_stale_queued_sends(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """No send of any date is still `queued` hours after its day began: a day that was selected
+    but never pushed (a failed push, a half-finished backfill) shows up here. Fix: re-run that
+    date of `daily_campaign_batch`; the run pushes only what did not reach Instantly."""
     with postgres.connection() as conn:
-        return leads_in_two_batches(conn, checked_dates(context.run.tags)).as_result("lead_ids")
-
-
-@dg.asset_check(asset=daily_campaign_batch, blocking=True)
-def broker_daily_cap_held(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    """No broker holds more sends on one date than its `daily_cap`."""
-    with postgres.connection() as conn:
-        return brokers_over_cap(conn, checked_dates(context.run.tags)).as_result("date_brokers")
-
-
-@dg.asset_check(asset=daily_campaign_batch, blocking=True)
-def no_suppressed_or_dnc_lead(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    """No send waiting for the push is suppressed or `do_not_contact`, and none was when batched."""
-    with postgres.connection() as conn:
-        return suppressed_or_dnc_sends(conn, checked_dates(context.run.tags)).as_result("lead_ids")
-
-
-campaign_batch_checks = [no_lead_in_two_batches, broker_daily_cap_held, no_suppressed_or_dnc_lead]
+        return stale_queued_sends(conn).as_result("no_stale_queued_sends")

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads
-from .checks import campaign_batch_checks
+from .assets import campaign_day, contactable_leads
+from .checks import no_stale_queued_sends
 from .schedules import (
     contactable_leads_job,
     contactable_leads_schedule,
@@ -12,8 +12,8 @@ from .schedules import (
 )
 
 defs = dg.Definitions(
-    assets=[contactable_leads, daily_campaign_batch, instantly_campaign_leads],
-    asset_checks=campaign_batch_checks,
+    assets=[contactable_leads, campaign_day],
+    asset_checks=[no_stale_queued_sends],
     jobs=[contactable_leads_job, daily_campaign_job],
     schedules=[contactable_leads_schedule, daily_campaign_schedule],
 )
