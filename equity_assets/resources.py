@@ -1,9 +1,9 @@
 """Environment switching in one place: which resources the code location gets.
 
 `EQUITY_ENV=production` points the provider resources at the vendors with keys from the
-environment (`MELISSA_LICENSE_KEY`, `BATCHDATA_API_TOKEN`, `INSTANTLY_API_KEY`,
-`INSTANTLY_CAMPAIGN_ID`); anything else (the default, `local`) points them at the sandbox
-(`EQUITY_SANDBOX_URL`, default http://127.0.0.1:8090) with the sandbox's own keys.
+environment (`PRODUCTION_SETTINGS`); a missing one stops the code location from loading, naming
+the variable, instead of failing the 06:00 run. Anything else (the default, `local`) points them
+at the sandbox (`EQUITY_SANDBOX_URL`, default http://127.0.0.1:8090) with the sandbox's own keys.
 """
 
 import os
@@ -13,12 +13,37 @@ import dagster as dg
 from .campaign.resources import InstantlyResource
 from .db.resources import PostgresResource
 from .sandbox.config import SandboxConfig
+from .security.consent import consent_secret
 from .verify.resources import BatchDataResource, MelissaResource
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8090"
 
+#: What production cannot run without (the database URLs are checked by `db.settings`).
+PRODUCTION_SETTINGS = (
+    "EQUITY_DATABASE_URL",
+    "EQUITY_CONSENT_SECRET",
+    "EQUITY_CONSENT_BASE_URL",
+    "EQUITY_CAMPAIGN_START",
+    "MELISSA_LICENSE_KEY",
+    "BATCHDATA_API_TOKEN",
+    "INSTANTLY_API_KEY",
+    "INSTANTLY_CAMPAIGN_ID",
+)
+
+
+class MissingSettingError(RuntimeError):
+    """A production setting is not in the environment (the message names it, never a value)."""
+
+
+def require_production_settings() -> None:
+    missing = [name for name in PRODUCTION_SETTINGS if not os.environ.get(name)]
+    if missing:
+        raise MissingSettingError(f"EQUITY_ENV=production but {', '.join(missing)} not set in the environment")
+    consent_secret()  # too short a secret is as bad as none
+
 
 def production_resources() -> dict[str, object]:
+    require_production_settings()
     return {
         "postgres": PostgresResource(),
         "melissa": MelissaResource(license_key=dg.EnvVar("MELISSA_LICENSE_KEY")),

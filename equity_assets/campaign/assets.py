@@ -213,6 +213,7 @@ def push_batches(context: dg.AssetExecutionContext, dates: list[date], config: C
             description=f"{metadata['unpushed']} send(s) did not reach Instantly; re-run the partition(s) "
                         f"to push only those. " + "; ".join(errors[:5]),
             metadata=metadata,
+            allow_retries=not any(d.rejected_credentials for d in days),
         )
     return metadata
 

@@ -137,6 +137,7 @@ class DayPush:
     retries: int = 0
     errors: list[str] = field(default_factory=list)
     stop: bool = False  # the provider is unusable for now: later dates would fail the same way
+    rejected_credentials: bool = False  # a configuration error: retrying the run cannot help
 
 
 def withdraw_uncontactable(conn: psycopg.Connection, batch_date: date) -> int:
@@ -339,6 +340,7 @@ def push_day(
                                          campaign_id=campaign, skip_if_in_campaign=True)
         except InstantlyChunkError as exc:
             error, stop = _failure_summary(exc)
+            outcome.rejected_credentials = isinstance(exc.__cause__, ProviderAuthError)
             outcome.errors.append(f"campaign {campaign}: {error}")
             outcome.retries += exc.retries
             with connection() as conn:
