@@ -13,5 +13,7 @@ defs = dg.Definitions.merge(
     verify.defs,
     campaign.defs,
     observe.defs,
-    dg.Definitions(resources=build_resources()),
+    # Steps wait on PostgreSQL and vendor HTTP and follow one another: one process per run, not
+    # one interpreter start and full import per step (a crashed run is re-run by run_retries).
+    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
 )
