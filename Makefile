@@ -33,8 +33,9 @@ demo: db
 test: db
 	$(BIN)/pytest -q
 
+# e.g. make dev DEV_ARGS="--port 3001 --sandbox-port 8091 --gateway-port 8081"
 dev: db
-	$(BIN)/equity dev
+	$(BIN)/equity dev $(DEV_ARGS)
 
 clean:
 	-$(BIN)/equity db stop

@@ -104,26 +104,29 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
 
 
 def print_funnel(postgres) -> None:
+    from .observe.assets import FUNNEL_SQL, FUNNEL_STAGES
+
     with postgres.connection() as conn:
-        rows = conn.execute(
-            "SELECT event_type, coalesce(sum(count), count(*)) FROM pipeline_events GROUP BY 1 ORDER BY min(id)"
-        ).fetchall()
+        funnel = dict(zip(FUNNEL_STAGES, conn.execute(FUNNEL_SQL).fetchone(), strict=True))
         sent = conn.execute(
             "SELECT batch_date::text, status, count(*) FROM campaign_sends GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
         leads = conn.execute("SELECT campaign_status::text, count(*) FROM leads GROUP BY 1 ORDER BY 1").fetchall()
-        dlq = conn.execute("SELECT stage, count(*) FROM pipeline_dlq WHERE status = 'pending' GROUP BY 1").fetchall()
-    print("\nfunnel (pipeline_events):")
-    for event_type, n in rows:
-        print(f"  {event_type:<24} {n:>8}")
+        dlq = conn.execute("""SELECT stage, reason, count(*) FROM pipeline_dlq WHERE status = 'pending'
+                              GROUP BY 1, 2 ORDER BY 1, 3 DESC""").fetchall()
+    print("\nfunnel (leads per stage):")
+    for stage, n in funnel.items():
+        print(f"  {stage:<24} {n:>8}")
     print("leads by status:")
     for status, n in leads:
         print(f"  {status:<24} {n:>8}")
     print("campaign sends (date, status):")
     for day, status, n in sent or [("(none)", "", 0)]:
         print(f"  {day} {status:<13} {n:>8}")
-    print("dead-letter queue (pending):")
-    for stage, n in dlq or [("(empty)", 0)]:
-        print(f"  {stage:<24} {n:>8}")
+    # Every pending dead letter is shown with its reason: rows the export itself got wrong,
+    # addresses a vendor refused. None is a pipeline fault; each waits for a human decision.
+    print("dead-letter queue (pending, by reason):")
+    for stage, reason, n in dlq or [("(empty)", "", 0)]:
+        print(f"  {stage:<24} {n:>8}  {reason}")
 
 
 def run_demo() -> int:
