@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import dagster as dg
+import yaml
 
 from equity_assets.sandbox import SandboxControl
 from equity_assets.security.consent import verify_and_consume
@@ -228,3 +230,21 @@ def test_a_lead_put_back_in_the_queue_is_not_sent_again(db, campaign, sandbox_co
 
     assert [lead for day, lead, _, _ in sends(db) if day == date(2026, 11, 17)] != first
     assert len(sends(db)) == 2 and len(received(sandbox_control, broker)) == 2
+
+
+def test_a_missing_consent_secret_fails_the_day_at_once_and_selects_nothing(db, campaign, sandbox_control, monkeypatch):
+    broker = add_broker(db, cap=2)
+    add_leads(db, broker, [5])
+    refresh(campaign)
+    monkeypatch.delenv("EQUITY_CONSENT_SECRET")
+
+    result = run_campaign(campaign, partition=MONDAY)
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "EQUITY_CONSENT_SECRET" in str(failure.step_failure_data.error)
+    assert failure.step_failure_data.user_failure_data is not None  # a `Failure`: op retries skip it
+    assert sends(db) == [] and received(sandbox_control, broker) == []
+    # and the daemon does not re-run a run whose step failed (only runs whose process died)
+    instance = yaml.safe_load((Path(__file__).resolve().parents[2] / "dagster.yaml").read_text())
+    assert instance["run_retries"]["retry_on_asset_or_op_failure"] is False
