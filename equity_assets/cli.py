@@ -123,15 +123,19 @@ def dagster_env() -> dict[str, str]:
     return env
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout_s: float = 30.0) -> None:
     """Until `process` listens on 127.0.0.1:`port`; fails fast when it exits (e.g. port taken)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{name} exited with {process.returncode} (is port {port} in use? pick another)")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if _listening(port):
+            return
         time.sleep(0.2)
     raise SystemExit(f"{name} did not listen on port {port} within {timeout_s:.0f} s")
 
@@ -169,6 +173,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
     dagster: subprocess.Popen | None = None
     try:
         for name, port in (("sandbox", args.sandbox_port), ("gateway", args.gateway_port)):
+            if _listening(port):  # another checkout's make dev, say: ours must not talk to it
+                raise SystemExit(f"port {port} is in use; pick another with --{name}-port")
             services.append(subprocess.Popen([str(bin_dir / "equity"), name, "--port", str(port)], env=env,
                                              preexec_fn=_default_signals))
             wait_for_port(port, services[-1], name)
