@@ -41,8 +41,9 @@ test: db chromium
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
+# e.g. make dev DEV_ARGS="--port 3001 --sandbox-port 8091 --gateway-port 8081"
 dev: db
-	$(BIN)/equity dev
+	$(BIN)/equity dev $(DEV_ARGS)
 
 clean:
 	-$(BIN)/equity db stop

@@ -10,7 +10,10 @@ import argparse
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +39,9 @@ def cmd_db_start(args: argparse.Namespace) -> int:
         print(database_url())
         return 0
     dsn = _cluster().start()
+    from .devenv import ensure_dev_settings
+
+    ensure_dev_settings()  # dev-only secrets and the campaign's first day, kept from now on
     if not os.environ.get("EQUITY_HOME"):  # the project's own cluster, not a private one
         from .db.settings import dagster_storage_url
 
@@ -117,25 +123,90 @@ def dagster_env() -> dict[str, str]:
     return env
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout_s: float = 30.0) -> None:
+    """Until `process` listens on 127.0.0.1:`port`; fails fast when it exits (e.g. port taken)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{name} exited with {process.returncode} (is port {port} in use? pick another)")
+        if _listening(port):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"{name} did not listen on port {port} within {timeout_s:.0f} s")
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> None:
+    """Signal one child by its PID and reap it (killed if it does not stop in time)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Exec `dagster dev` against the embedded database with default signal handling."""
+    """Everything local work needs: the database, local settings, the sandbox, the gateway and
+    `dagster dev` (UI + daemon, so schedules, sensors and backfills run). Ctrl+C (or SIGINT /
+    SIGTERM to this process) stops them all."""
+    from .devenv import load_dev_settings
+
     if not _external_db():
         _cluster().start()
+    load_dev_settings()
     env = dagster_env()
-    # A background shell leaves SIGINT ignored; Dagster then ignores SIGTERM too (docs/runbook.md).
+    env.setdefault("EQUITY_SANDBOX_URL", f"http://127.0.0.1:{args.sandbox_port}")
+    env.setdefault("EQUITY_CONSENT_BASE_URL", f"http://127.0.0.1:{args.gateway_port}")
+    # A background shell leaves SIGINT ignored, and an ignored signal stays ignored across exec:
+    # Dagster would then ignore SIGTERM too. Children get default handlers; ours forwards.
+    stopping: list[int] = []
+    signal.signal(signal.SIGINT, lambda sig, _frame: stopping.append(sig))
+    signal.signal(signal.SIGTERM, lambda sig, _frame: stopping.append(sig))
+    bin_dir = Path(sys.executable).parent
+    services: list[subprocess.Popen] = []
+    dagster: subprocess.Popen | None = None
+    try:
+        for name, port in (("sandbox", args.sandbox_port), ("gateway", args.gateway_port)):
+            if _listening(port):  # another checkout's make dev, say: ours must not talk to it
+                raise SystemExit(f"port {port} is in use; pick another with --{name}-port")
+            services.append(subprocess.Popen([str(bin_dir / "equity"), name, "--port", str(port)], env=env,
+                                             preexec_fn=_default_signals))
+            wait_for_port(port, services[-1], name)
+        print(f"sandbox {env['EQUITY_SANDBOX_URL']}, gateway {env['EQUITY_CONSENT_BASE_URL']}", file=sys.stderr)
+        dagster = subprocess.Popen(
+            [str(bin_dir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+             "-h", args.host, "-p", str(args.port)],
+            env=env, cwd=PROJECT_ROOT, preexec_fn=_default_signals,
+        )
+        while dagster.poll() is None and not stopping and all(s.poll() is None for s in services):
+            time.sleep(0.5)
+    finally:
+        if dagster is not None:
+            stop_process(dagster, signal.SIGINT, timeout_s=60)
+        for service in reversed(services):
+            stop_process(service)
+    return 0 if stopping or (dagster is not None and dagster.returncode == 0) else 1
+
+
+def _default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    dagster = str(Path(sys.executable).parent / "dagster")
-    argv = [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)]
-    os.execve(dagster, argv, env)
-    return 0  # pragma: no cover
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    from .devenv import load_dev_settings
+
     if not _external_db():
         _cluster().start()
+    load_dev_settings()
     os.environ.update(dagster_env())
     return run_demo()
 
@@ -258,9 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
     dbsub.add_parser("stop", help="stop the embedded cluster").set_defaults(func=cmd_db_stop)
 
-    dev = sub.add_parser("dev", help="dagster dev against the embedded database")
+    dev = sub.add_parser("dev", help="sandbox + gateway + dagster dev (UI and daemon) on the embedded database")
     dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    dev.add_argument("--sandbox-port", type=int, default=8090)
+    dev.add_argument("--gateway-port", type=int, default=8080)
     dev.set_defaults(func=cmd_dev)
 
     sub.add_parser("demo", help="run the main job end to end on the embedded defaults").set_defaults(func=cmd_demo)

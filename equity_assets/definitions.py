@@ -19,5 +19,7 @@ defs = dg.Definitions.merge(
     voice.defs,
     observe.defs,
     billing.defs,
-    dg.Definitions(resources=build_resources()),
+    # Steps wait on PostgreSQL and vendor HTTP and follow one another: one process per run, not
+    # one interpreter start and full import per step (a crashed run is re-run by run_retries).
+    dg.Definitions(resources=build_resources(), executor=dg.in_process_executor),
 )

@@ -224,26 +224,35 @@ def submit_some_consents(postgres, sandbox_url: str, limit: int = 10) -> int:
 
 
 def print_funnel(postgres) -> None:
+    from .observe.assets import FUNNEL_SQL, FUNNEL_STAGES
+
     with postgres.connection() as conn:
-        rows = conn.execute(
-            "SELECT event_type, coalesce(sum(count), count(*)) FROM pipeline_events GROUP BY 1 ORDER BY min(id)"
-        ).fetchall()
+        funnel = dict(zip(FUNNEL_STAGES, conn.execute(FUNNEL_SQL).fetchone(), strict=True))
         sent = conn.execute(
             "SELECT batch_date::text, status, count(*) FROM campaign_sends GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
         leads = conn.execute("SELECT campaign_status::text, count(*) FROM leads GROUP BY 1 ORDER BY 1").fetchall()
-        dlq = conn.execute("SELECT stage, count(*) FROM pipeline_dlq WHERE status = 'pending' GROUP BY 1").fetchall()
+        dlq = conn.execute("""SELECT stage, reason, count(*) FROM pipeline_dlq WHERE status = 'pending'
+                              GROUP BY 1, 2 ORDER BY 1, 3 DESC""").fetchall()
         replies = conn.execute("SELECT intent, count(*) FROM email_replies GROUP BY 1 ORDER BY 2 DESC").fetchall()
         consent = conn.execute(
             "SELECT count(*) FILTER (WHERE consent), count(*) FILTER (WHERE campaign_status = 'do_not_contact') "
             "FROM leads").fetchone()
+        events = conn.execute(
+            "SELECT event_type, coalesce(sum(count), count(*)) FROM pipeline_events GROUP BY 1 ORDER BY min(id)"
+        ).fetchall()
     print("leads by status: " + ", ".join(f"{status} {n}" for status, n in leads))
     print("campaign sends: " + (", ".join(f"{day} {status} {n}" for day, status, n in sent) or "none"))
     print("email replies by intent: " + (", ".join(f"{intent} {n}" for intent, n in replies) or "none"))
     print(f"leads with written consent: {consent[0]}, do-not-contact: {consent[1]}")
-    print("dead-letter queue (pending): " + (", ".join(f"{stage} {n}" for stage, n in dlq) or "empty"))
-    print("\nfunnel (pipeline_events):")
-    for event_type, n in rows:
-        print(f"  {event_type:<24} {n:>8}")
+    # Every pending dead letter is shown with its reason: rows the export itself got wrong,
+    # addresses a vendor refused. None is a pipeline fault; each waits for a human decision.
+    print("dead-letter queue (pending, by reason):")
+    for stage, reason, n in dlq or [("(empty)", "", 0)]:
+        print(f"  {stage:<24} {n:>8}  {reason}")
+    print("events: " + ", ".join(f"{event_type} {n}" for event_type, n in events))
+    print("\nfunnel (leads per stage):")
+    for stage, n in funnel.items():
+        print(f"  {stage:<24} {n:>8}")
 
 
 def run_demo() -> int:

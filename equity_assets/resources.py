@@ -1,13 +1,13 @@
 """Environment switching in one place: which resources the code location gets.
 
 `EQUITY_ENV=production` points the provider resources at the vendors with keys from the
-environment (`MELISSA_LICENSE_KEY`, `BATCHDATA_API_TOKEN`, `INSTANTLY_API_KEY`,
-`INSTANTLY_CAMPAIGN_ID`, `VAPI_API_KEY`, `VAPI_ASSISTANT_ID`); anything else (the default, `local`)
-points them at the sandbox: only a base URL and keys, from `EQUITY_SANDBOX_URL` (default
-http://127.0.0.1:8090) and the same `EQUITY_SANDBOX_*` key variables the sandbox reads, with the
-sandbox's default keys. The code location never imports the sandbox: it is a separate program that
-happens to speak the vendors' wire. `EQUITY_VAPI_SERVER_URL` is where VAPI should post call messages
-(the gateway's `/v1/webhooks/vapi`).
+environment (`PRODUCTION_SETTINGS`); a missing one stops the code location from loading, naming
+the variable, instead of failing the 06:00 run. Anything else (the default, `local`) points them at
+the sandbox: only a base URL and keys, from `EQUITY_SANDBOX_URL` (default http://127.0.0.1:8090) and
+the same `EQUITY_SANDBOX_*` key variables the sandbox reads, with the sandbox's default keys. The
+code location never imports the sandbox: it is a separate program that happens to speak the
+vendors' wire. `EQUITY_VAPI_SERVER_URL` is where VAPI should post call messages (the gateway's
+`/v1/webhooks/vapi`).
 """
 
 import os
@@ -15,6 +15,7 @@ import os
 import dagster as dg
 
 from .db.resources import PostgresResource
+from .security.consent import consent_secret
 from .vendors.batchdata import BatchDataResource
 from .vendors.instantly import InstantlyResource
 from .vendors.melissa import MelissaResource
@@ -35,7 +36,34 @@ def _sandbox_key(name: str) -> str:
     return os.environ.get(name, SANDBOX_KEYS[name])
 
 
+#: What production cannot run without (the database URLs are checked by `db.settings`).
+PRODUCTION_SETTINGS = (
+    "EQUITY_DATABASE_URL",
+    "EQUITY_CONSENT_SECRET",
+    "EQUITY_CONSENT_BASE_URL",
+    "EQUITY_CAMPAIGN_START",
+    "MELISSA_LICENSE_KEY",
+    "BATCHDATA_API_TOKEN",
+    "INSTANTLY_API_KEY",
+    "INSTANTLY_CAMPAIGN_ID",
+    "VAPI_API_KEY",
+    "VAPI_ASSISTANT_ID",
+)
+
+
+class MissingSettingError(RuntimeError):
+    """A production setting is not in the environment (the message names it, never a value)."""
+
+
+def require_production_settings() -> None:
+    missing = [name for name in PRODUCTION_SETTINGS if not os.environ.get(name)]
+    if missing:
+        raise MissingSettingError(f"EQUITY_ENV=production but {', '.join(missing)} not set in the environment")
+    consent_secret()  # too short a secret is as bad as none
+
+
 def production_resources() -> dict[str, object]:
+    require_production_settings()
     return {
         "postgres": PostgresResource(),
         "melissa": MelissaResource(license_key=dg.EnvVar("MELISSA_LICENSE_KEY")),

@@ -8,6 +8,10 @@ all migrations applied; it is dropped at the end. Set EQUITY_TEST_ADMIN_URL to a
 from __future__ import annotations
 
 import os
+
+# The tests' campaign calendar is fixed (their dates are from 2026); a checkout's own first day
+# (recorded by `equity db start`) must not decide which of their partitions exist.
+os.environ["EQUITY_CAMPAIGN_START"] = "2026-03-02"
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass

@@ -1,7 +1,15 @@
 """The code location loads with every resource wired."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
+from equity_assets.cli import write_dotenv
+from equity_assets.db.settings import dagster_storage_url
 from equity_assets.definitions import defs
 
 
@@ -16,20 +24,28 @@ def test_every_asset_has_a_docstring_group_and_kind():
         assert spec.kinds, spec.key
 
 
-def test_dagster_cli_validates_the_workspace_from_the_checkout():
+def test_dagster_cli_validates_the_workspace_from_the_checkout(tmp_path):
     """The README's `dagster definitions validate -w workspace.yaml`, with no DAGSTER_* in the
-    environment: `equity db start` leaves the storage URL in `.env`, which Dagster's CLI reads."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
+    environment: the storage URL comes from a `.env` as `equity db start` writes it, which Dagster's
+    CLI reads from its working directory. Everything happens in a temporary directory, against the
+    cluster the suite already uses: nothing is started, nothing is written in the checkout."""
     root = Path(__file__).resolve().parents[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "EQUITY_HOME"))}
-    bin_dir = Path(sys.executable).parent
-    started = subprocess.run([bin_dir / "equity", "db", "start"], cwd=root, env=env, capture_output=True, text=True)
-    assert started.returncode == 0, started.stderr
-    result = subprocess.run([bin_dir / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-                            cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    shutil.copy(root / "workspace.yaml", tmp_path / "workspace.yaml")
+    write_dotenv(tmp_path / ".env", "DAGSTER_PG_URL", dagster_storage_url())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run([dagster, "definitions", "validate", "-w", "workspace.yaml"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_production_fails_at_load_naming_the_missing_setting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    env |= {"EQUITY_ENV": "production", "EQUITY_DATABASE_URL": "postgresql://unused", "EQUITY_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", "import equity_assets.definitions"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "MissingSettingError" in result.stderr and "EQUITY_CONSENT_SECRET" in result.stderr
+    assert "INSTANTLY_API_KEY" in result.stderr and "EQUITY_DATABASE_URL" not in result.stderr.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []  # production never creates local settings

@@ -1,9 +1,10 @@
 """Campaign assets: the contactable set (05:30 PT), the day's batch and its push (06:00 PT Mon–Fri).
 
-The batch is split in two so the blocking checks can gate outreach: `daily_campaign_batch`
-decides and records who is sent (database only), the checks run, and only then
-`instantly_campaign_leads` pushes to Instantly. A check that ran after the push could only
-report a send, not stop it.
+A campaign day is one unit: `daily_campaign_batch` (who is sent, recorded in the database) and
+`instantly_campaign_leads` (the same sends delivered to Instantly) come out of one step that
+cannot be split, so any run, re-run or backfill of a date range selects *and* pushes. Between
+the two, the blocking checks run inside the step: when one fails nothing is pushed. A check that
+ran after the push could only report a send, not stop it.
 """
 
 # No `from __future__ import annotations` here: Dagster reads the config and context
@@ -17,9 +18,10 @@ from pydantic import Field
 
 from ..db.resources import PostgresResource
 from ..observe.events import Event, Stage, record_event
-from ..security.consent import consent_secret
+from ..security.consent import ConsentConfigError, consent_secret
 from ..vendors.instantly import InstantlyResource
 from .assignment import assign_leads
+from .checks import BATCH_GATES, BATCH_SCHEMA_CHECK, batch_schema_result
 from .contactable import refresh_contactable
 from .feeder import select_day
 from .partitions import CAMPAIGN_TIMEZONE, campaign_days
@@ -149,30 +151,47 @@ def contactable_leads(
     )
 
 
-@dg.asset(
-    partitions_def=campaign_days,
+BATCH_KEY = dg.AssetKey("daily_campaign_batch")
+PUSH_KEY = dg.AssetKey("instantly_campaign_leads")
+
+daily_campaign_batch = dg.AssetSpec(
+    BATCH_KEY,
     deps=[contactable_leads],
+    description=(
+        "The day's email batch: per active broker, up to `daily_cap` (default 250) queued contactable "
+        "leads by `lead_score` DESC, marked `active`, each with a consent token and a `campaign_sends` "
+        "row, committed in one transaction per date before anything is pushed. Re-running a date only "
+        "tops it up to the caps; a lead is never in two batches."
+    ),
     group_name="campaign",
     kinds={"postgres"},
     owners=OWNERS,
     freshness_policy=BATCH_FRESHNESS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def daily_campaign_batch(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, instantly: InstantlyResource
-) -> dg.MaterializeResult:
-    """The day's email batch: per active broker, up to `daily_cap` (default 250) queued contactable
-    leads by `lead_score` DESC, marked `active`, each with a consent token and a `campaign_sends`
-    row, committed in one transaction per date before anything is pushed.
 
-    Re-running a date only tops it up to the caps; a lead is never in two batches. A range
-    backfill fills the dates oldest first, each with its own per-broker cap.
-    """
-    consent_secret()  # fail before selecting anything when the token secret is missing
+instantly_campaign_leads = dg.AssetSpec(
+    PUSH_KEY,
+    deps=[BATCH_KEY],
+    description=(
+        "The day's batch as delivered to Instantly: every `campaign_sends` row still `queued` goes to "
+        "its broker's campaign (≤ 1,000 leads per call, `skip_if_in_campaign`) with the consent link in "
+        "`custom_variables.consent_url`. Only leads Instantly accepted turn `pushed`; a rejected address "
+        "is dead-lettered and suppressed. Re-running a date pushes only what has not reached Instantly."
+    ),
+    group_name="campaign",
+    kinds={"postgres", "instantly"},
+    owners=OWNERS,
+    freshness_policy=BATCH_FRESHNESS,
+)
+
+
+def select_batches(context: dg.AssetExecutionContext, dates: list[date], postgres: PostgresResource,
+                   instantly: InstantlyResource) -> dict[str, object]:
+    """Fill each date's batch (oldest first, one transaction per date); the batch's metadata."""
     started = time.perf_counter()
     now = datetime.now(UTC)
     per_day: dict[str, dict[str, int | float]] = {}
-    for batch_date in batch_dates(context):
+    for batch_date in dates:
         with postgres.connection() as conn:
             withdrawn = withdraw_uncontactable(conn, batch_date)
             day = select_day(conn, batch_date, default_campaign=instantly.campaign_id, now=now, run_id=context.run.run_id)
@@ -187,17 +206,15 @@ def daily_campaign_batch(
             context.log.warning("%s: %d active broker(s) have no Instantly campaign and no default is set",
                                 batch_date, day.brokers_without_campaign)
     context.log.info("campaign batch: %s", per_day)
-    return dg.MaterializeResult(
-        metadata={
-            "dates": len(per_day),
-            "selected": sum(int(d["selected"]) for d in per_day.values()),
-            "batch_size": sum(int(d["selected"] + d["already_in_batch"]) for d in per_day.values()),
-            "withdrawn": sum(int(d["withdrawn"]) for d in per_day.values()),
-            "brokers_served": max((int(d["brokers_served"]) for d in per_day.values()), default=0),
-            "per_date": dg.MetadataValue.json(per_day),
-            "duration_s": round(time.perf_counter() - started, 3),
-        }
-    )
+    return {
+        "dates": len(per_day),
+        "selected": sum(int(d["selected"]) for d in per_day.values()),
+        "batch_size": sum(int(d["selected"] + d["already_in_batch"]) for d in per_day.values()),
+        "withdrawn": sum(int(d["withdrawn"]) for d in per_day.values()),
+        "brokers_served": max((int(d["brokers_served"]) for d in per_day.values()), default=0),
+        "per_date": dg.MetadataValue.json(per_day),
+        "duration_s": round(time.perf_counter() - started, 3),
+    }
 
 
 def _push_metadata(days: list[DayPush], seconds: float) -> dict[str, object]:
@@ -205,6 +222,7 @@ def _push_metadata(days: list[DayPush], seconds: float) -> dict[str, object]:
         "dates": len(days),
         "pending": sum(d.pending for d in days),
         "pushed": sum(d.pushed for d in days),
+        "rejected": sum(d.rejected for d in days),
         "unpushed": sum(d.unpushed for d in days),
         "withdrawn": sum(d.withdrawn for d in days),
         "tokens_reminted": sum(d.tokens_reminted for d in days),
@@ -217,38 +235,19 @@ def _push_metadata(days: list[DayPush], seconds: float) -> dict[str, object]:
     }
 
 
-@dg.asset(
-    partitions_def=campaign_days,
-    deps=[daily_campaign_batch],
-    group_name="campaign",
-    kinds={"postgres", "instantly"},
-    owners=OWNERS,
-    freshness_policy=BATCH_FRESHNESS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=InstantlyResource.pool,
-)
-def instantly_campaign_leads(
-    context: dg.AssetExecutionContext,
-    config: CampaignPushConfig,
-    postgres: PostgresResource,
-    instantly: InstantlyResource,
-) -> dg.MaterializeResult:
-    """The day's batch as delivered to Instantly: every `campaign_sends` row still `queued` goes to
-    its broker's campaign (bulk add, ≤ 1,000 leads per call, `skip_if_in_campaign`), with the
-    consent link in `custom_variables.consent_url`; confirmed chunks turn `pushed` one by one.
-
-    A failed push fails the run; re-running the date pushes only what has not reached Instantly.
-    """
+def push_batches(context: dg.AssetExecutionContext, dates: list[date], config: CampaignPushConfig,
+                 postgres: PostgresResource, instantly: InstantlyResource) -> dict[str, object]:
+    """Push each date's queued sends; raises `Failure` (with the metadata) when some did not land."""
     started = time.perf_counter()
     base_url = config.resolved_consent_base_url()
     validity = timedelta(hours=config.min_token_validity_hours)
     days: list[DayPush] = []
-    for batch_date in batch_dates(context):
+    for batch_date in dates:
         day = push_day(postgres.connection, instantly, batch_date, consent_base_url=base_url,
                        now=datetime.now(UTC), run_id=context.run.run_id, min_validity=validity)
         days.append(day)
-        context.log.info("%s: pushed %d of %d (withdrawn %d, re-minted %d tokens)",
-                         batch_date, day.pushed, day.pending, day.withdrawn, day.tokens_reminted)
+        context.log.info("%s: pushed %d of %d (rejected %d, withdrawn %d, re-minted %d tokens)",
+                         batch_date, day.pushed, day.pending, day.rejected, day.withdrawn, day.tokens_reminted)
         if day.stop:
             break
     metadata = _push_metadata(days, time.perf_counter() - started)
@@ -258,5 +257,50 @@ def instantly_campaign_leads(
             description=f"{metadata['unpushed']} send(s) did not reach Instantly; re-run the partition(s) "
                         f"to push only those. " + "; ".join(errors[:5]),
             metadata=metadata,
+            allow_retries=not any(d.rejected_credentials for d in days),
         )
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
+
+
+@dg.multi_asset(
+    name="campaign_day",
+    specs=[daily_campaign_batch, instantly_campaign_leads],
+    check_specs=[dg.AssetCheckSpec(name, asset=BATCH_KEY, blocking=True, description=gate.__doc__)
+                 for name, gate in BATCH_GATES.items()]
+    + [dg.AssetCheckSpec(BATCH_SCHEMA_CHECK, asset=BATCH_KEY, blocking=True, description=batch_schema_result.__doc__)],
+    partitions_def=campaign_days,
+    can_subset=False,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=InstantlyResource.pool,
+)
+def campaign_day(
+    context: dg.AssetExecutionContext,
+    config: CampaignPushConfig,
+    postgres: PostgresResource,
+    instantly: InstantlyResource,
+):
+    """One weekday of the email campaign (or a range of them, oldest first): select the batch,
+    run the blocking checks on it, then push it to Instantly.
+
+    The two assets cannot be materialized apart, so a backfill of `daily_campaign_batch` always
+    sends what it selects. A missing secret is a configuration error: it fails at once and is not
+    retried.
+    """
+    try:
+        consent_secret()  # fail before selecting anything when the token secret is missing
+    except ConsentConfigError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    dates = batch_dates(context)
+    yield dg.MaterializeResult(asset_key=BATCH_KEY, metadata=select_batches(context, dates, postgres, instantly))
+    with postgres.connection() as conn:
+        verdicts = {name: gate(conn, dates) for name, gate in BATCH_GATES.items()}
+        schema = batch_schema_result(conn, dates)
+    for name, violations in verdicts.items():
+        yield violations.as_result(name, asset_key=BATCH_KEY)
+    yield schema
+    failed = sorted([name for name, violations in verdicts.items() if violations.count]
+                    + ([] if schema.passed else [BATCH_SCHEMA_CHECK]))
+    if failed:
+        raise dg.Failure(description=f"blocking check(s) failed, nothing was pushed: {', '.join(failed)}",
+                         allow_retries=False)
+    yield dg.MaterializeResult(asset_key=PUSH_KEY, metadata=push_batches(context, dates, config, postgres, instantly))

@@ -1,13 +1,15 @@
-"""Blocking checks on `daily_campaign_batch` (they gate `instantly_campaign_leads`, the push) and on
-`scored_leads` (only assigned, contactable leads are queued).
+"""Checks of the campaign: the blocking gates between selecting a day and pushing it, the watch for
+sends that never left, and the checks on `scored_leads` and `contactable_leads` (only assigned,
+contactable leads are queued; the rows match their Pandera models).
 
-Each one looks at the batch dates the run materialized (all dates when run on its own) and
+The gates (`BATCH_GATES`) run inside the `campaign_day` step on the dates it selected, before
+the push. `no_stale_queued_sends` runs after each campaign day and with the 05:30 refresh. Each
 reports the number of violations plus a few example ids (lead and broker ids, never emails).
 """
 
 # No `from __future__ import annotations` here: Dagster reads the config and context
 # annotations at definition time.
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,8 +18,7 @@ import psycopg
 
 from ..db.resources import PostgresResource
 from ..observe.validation import check_table_sample
-from .assets import contactable_leads, daily_campaign_batch, scored_leads
-from .partitions import campaign_days
+from .partitions import CAMPAIGN_TIMEZONE
 from .schemas import CampaignBatchTable, ContactableLeadsTable, ScoredLeadsTable
 
 # Provider-supplied addresses with blanks are marked usable today; Instantly refuses them and the
@@ -25,9 +26,8 @@ from .schemas import CampaignBatchTable, ContactableLeadsTable, ScoredLeadsTable
 EMAIL_SHAPE_CHECKS = frozenset({"looks_like_an_address", "usable_email_is_an_address"})
 
 SAMPLE = 5
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+#: A send still `queued` this long after its day's 06:00 PT tick was lost on the way to Instantly.
+QUEUED_GRACE_HOURS = 3
 
 # Belt and braces for UNIQUE (lead_id): a dropped constraint or a hand-made row must not slip by.
 _LEADS_IN_TWO_BATCHES = """
@@ -72,11 +72,13 @@ class Violations:
     count: int
     sample: list[str]
 
-    def as_result(self, what: str) -> dg.AssetCheckResult:
+    def as_result(self, check_name: str, *, asset_key: dg.AssetKey | None = None) -> dg.AssetCheckResult:
         return dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=check_name,
             passed=self.count == 0,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"violations": self.count, f"sample_{what}": dg.MetadataValue.json(self.sample)},
+            metadata={"violations": self.count, "sample": dg.MetadataValue.json(self.sample)},
         )
 
 
@@ -100,44 +102,35 @@ def suppressed_or_dnc_sends(conn: psycopg.Connection, dates: Sequence[date] | No
     return _violations(conn, _SUPPRESSED_OR_DNC, dates)
 
 
-def checked_dates(tags: Mapping[str, str]) -> list[date] | None:
-    """The batch dates a run materialized, from its tags; None (every date) for a check-only run.
+# The gates between selection and push, by check name (run by `campaign_day`).
+BATCH_GATES = {
+    "no_lead_in_two_batches": leads_in_two_batches,
+    "broker_daily_cap_held": brokers_over_cap,
+    "no_suppressed_or_dnc_lead": suppressed_or_dnc_sends,
+}
 
-    The checks are not partitioned themselves (partitioned checks are a Dagster preview), so they
-    read the run's partition or partition range the way Dagster records it.
-    """
-    if PARTITION_TAG in tags:
-        return [date.fromisoformat(tags[PARTITION_TAG])]
-    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-        keys = campaign_days.get_partition_keys_in_range(
-            dg.PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG])
-        )
-        return [date.fromisoformat(key) for key in keys]
-    return None
+# Each date's send is due at 06:00 PT that day; hours later it must have left (or been withdrawn).
+_STALE_QUEUED = """
+SELECT s.batch_date::text || ' ' || s.lead_id::text
+FROM campaign_sends s
+WHERE s.status = 'queued'
+  AND ((s.batch_date + time '06:00') AT TIME ZONE %(tz)s) + make_interval(hours => %(grace)s) < now()
+"""
 
 
-@dg.asset_check(asset=daily_campaign_batch, blocking=True)
-def no_lead_in_two_batches(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    """No lead of these batches appears in any other batch: each lead is emailed at most once."""
+def stale_queued_sends(conn: psycopg.Connection, grace_hours: int = QUEUED_GRACE_HOURS) -> Violations:
+    """Sends still `queued` more than `grace_hours` after their day's 06:00 PT tick."""
+    rows = [r[0] for r in conn.execute(_STALE_QUEUED, {"tz": CAMPAIGN_TIMEZONE, "grace": grace_hours})]
+    return Violations(len(rows), sorted(rows)[:SAMPLE])
+
+
+@dg.asset_check(asset=dg.AssetKey("instantly_campaign_leads"))
+def no_stale_queued_sends(postgres: PostgresResource) -> dg.AssetCheckResult:
+    """No send of any date is still `queued` hours after its day began: a day that was selected
+    but never pushed (a failed push, a half-finished backfill) shows up here. Fix: re-run that
+    date of `daily_campaign_batch`; the run pushes only what did not reach Instantly."""
     with postgres.connection() as conn:
-        return leads_in_two_batches(conn, checked_dates(context.run.tags)).as_result("lead_ids")
-
-
-@dg.asset_check(asset=daily_campaign_batch, blocking=True)
-def broker_daily_cap_held(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    """No broker holds more sends on one date than its `daily_cap`."""
-    with postgres.connection() as conn:
-        return brokers_over_cap(conn, checked_dates(context.run.tags)).as_result("date_brokers")
-
-
-@dg.asset_check(asset=daily_campaign_batch, blocking=True)
-def no_suppressed_or_dnc_lead(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
-    """No send waiting for the push is suppressed or `do_not_contact`, and none was when batched."""
-    with postgres.connection() as conn:
-        return suppressed_or_dnc_sends(conn, checked_dates(context.run.tags)).as_result("lead_ids")
-
-
-campaign_batch_checks = [no_lead_in_two_batches, broker_daily_cap_held, no_suppressed_or_dnc_lead]
+        return stale_queued_sends(conn).as_result("no_stale_queued_sends")
 
 
 _QUEUED_PROBLEMS = """
@@ -149,7 +142,7 @@ FROM leads WHERE campaign_status = 'queued'
 
 
 @dg.asset_check(
-    asset=scored_leads,
+    asset=dg.AssetKey("scored_leads"),
     blocking=True,
     description="Every queued lead has a broker and a usable channel, and is neither a litigator nor deceased.",
 )
@@ -186,7 +179,7 @@ ORDER BY batch_date DESC, lead_id LIMIT %(limit)s
 
 
 @dg.asset_check(
-    asset=scored_leads,
+    asset=dg.AssetKey("scored_leads"),
     blocking=True,
     description="Recently updated verified leads match ScoredLeadsTable (score 0-100, queued means assigned).",
 )
@@ -196,7 +189,7 @@ def scored_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult
         return check_table_sample(conn, ScoredLeadsTable, _SCORED_SAMPLE, key="id")
 
 
-@dg.asset_check(asset=contactable_leads, blocking=True,
+@dg.asset_check(asset=dg.AssetKey("contactable_leads"), blocking=True,
                 description="The newest rows of the contactable set match ContactableLeadsTable.")
 def contactable_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckResult:
     """One row per lead with a broker and a lower-case address: what the feeder relies on."""
@@ -205,12 +198,13 @@ def contactable_leads_match_schema(postgres: PostgresResource) -> dg.AssetCheckR
                                   warn_only=EMAIL_SHAPE_CHECKS)
 
 
-@dg.asset_check(asset=daily_campaign_batch, blocking=True,
-                description="The run's batch rows match CampaignBatchTable (a campaign and a consent token each).")
-def campaign_batch_matches_schema(
-    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
-) -> dg.AssetCheckResult:
-    """A send without a campaign or a consent token cannot be pushed correctly: stop before the push."""
-    with postgres.connection() as conn:
-        return check_table_sample(conn, CampaignBatchTable, _BATCH_SAMPLE,
-                                  {"dates": checked_dates(context.run.tags)}, key="lead_id")
+BATCH_SCHEMA_CHECK = "campaign_batch_matches_schema"
+
+
+def batch_schema_result(conn: psycopg.Connection, dates: Sequence[date]) -> dg.AssetCheckResult:
+    """The dates' batch rows match CampaignBatchTable (a campaign and a consent token each): a send
+    without them cannot be pushed correctly, so this gates the push like `BATCH_GATES`."""
+    result = check_table_sample(conn, CampaignBatchTable, _BATCH_SAMPLE, {"dates": list(dates)}, key="lead_id")
+    return dg.AssetCheckResult(asset_key=dg.AssetKey("daily_campaign_batch"), check_name=BATCH_SCHEMA_CHECK,
+                               passed=result.passed, severity=result.severity, metadata=result.metadata,
+                               description=result.description)

@@ -2,11 +2,10 @@
 
 import dagster as dg
 
-from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads, scored_leads
+from .assets import campaign_day, contactable_leads, scored_leads
 from .checks import (
-    campaign_batch_checks,
-    campaign_batch_matches_schema,
     contactable_leads_match_schema,
+    no_stale_queued_sends,
     queued_leads_are_assigned_and_contactable,
     scored_leads_match_schema,
 )
@@ -19,10 +18,9 @@ from .schedules import (
 )
 
 defs = dg.Definitions(
-    assets=[scored_leads, contactable_leads, daily_campaign_batch, instantly_campaign_leads],
+    assets=[scored_leads, contactable_leads, campaign_day],
     asset_checks=[
-        *campaign_batch_checks,
-        campaign_batch_matches_schema,
+        no_stale_queued_sends,
         queued_leads_are_assigned_and_contactable,
         scored_leads_match_schema,
         contactable_leads_match_schema,

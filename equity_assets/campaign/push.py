@@ -2,9 +2,13 @@
 
 Only ``campaign_sends`` rows still ``queued`` are pushed, so a re-run (or Dagster's "re-execute
 from failure") sends just what did not reach Instantly before. Each chunk of at most 1,000 leads
-is one ``add_leads`` call; its rows turn ``pushed`` (with ``email_sent`` events) in their own
-transaction as soon as Instantly confirms it. A chunk whose fate is unknown (a timeout may have
-landed) stays ``queued``: re-pushing it is safe because we send ``skip_if_in_campaign``.
+is one ``add_leads`` call; the leads Instantly took turn ``pushed`` (with ``email_sent`` events)
+in their own transaction as soon as it answers. A lead it refused (an invalid address) turns
+``failed`` with the reason, gets its own dead letter, and its address is suppressed so it is not
+picked again. When the counts Instantly returns cannot tell which leads it refused, those leads
+are sent again one by one (safe with ``skip_if_in_campaign``), which answers unambiguously.
+A chunk whose fate is unknown (a timeout may have landed) stays ``queued``: re-pushing it is safe
+for the same reason.
 
 Right before pushing, rows whose lead became suppressed or ``do_not_contact`` since selection are
 withdrawn (``failed`` with the reason), and consent tokens are rebuilt from their rows; a token
@@ -69,6 +73,23 @@ WHERE batch_date = %s AND lead_id = ANY(%s) AND status = 'queued'
 
 _MARK_ERROR_SQL = "UPDATE campaign_sends SET error = %s WHERE batch_date = %s AND lead_id = ANY(%s)"
 
+_MARK_REJECTED_SQL = """
+UPDATE campaign_sends SET status = 'failed', error = %s
+WHERE batch_date = %s AND lead_id = %s AND status = 'queued'
+"""
+
+# An address Instantly refuses will be refused again: off the contactable set for good.
+_SUPPRESS_REJECTED_SQL = """
+INSERT INTO suppression_list (channel, value, reason, source, lead_id)
+VALUES ('email', %s, %s, 'provider', %s)
+ON CONFLICT (channel, value) DO NOTHING
+"""
+_UNVERIFY_EMAIL_SQL = "UPDATE leads SET email_verified = false WHERE id = %s AND email = %s"
+
+INVALID_REASON = "instantly rejected the email address as invalid"
+REFUSED_REASON = "instantly did not take the lead (not created, not already in the campaign)"
+DUPLICATE_REASON = "same email address as another lead of the upload"
+
 
 @dataclass
 class PendingSend:
@@ -96,6 +117,7 @@ class DayPush:
     batch_date: date
     pending: int = 0
     pushed: int = 0
+    rejected: int = 0
     withdrawn: int = 0
     tokens_reminted: int = 0
     chunks: int = 0
@@ -106,6 +128,7 @@ class DayPush:
     retries: int = 0
     errors: list[str] = field(default_factory=list)
     stop: bool = False  # the provider is unusable for now: later dates would fail the same way
+    rejected_credentials: bool = False  # a configuration error: retrying the run cannot help
 
 
 def withdraw_uncontactable(conn: psycopg.Connection, batch_date: date) -> int:
@@ -171,30 +194,105 @@ def chunks_by_campaign(sends: Sequence[PendingSend], size: int) -> Iterator[tupl
             yield campaign, members[start : start + size]
 
 
-def record_chunk(
+@dataclass
+class ChunkVerdict:
+    """What Instantly did with each lead of a chunk: taken, refused (with why), or not yet known."""
+
+    accepted: list[PendingSend] = field(default_factory=list)
+    rejected: list[tuple[PendingSend, str]] = field(default_factory=list)
+    unsure: list[PendingSend] = field(default_factory=list)
+
+
+def sort_chunk(chunk: Sequence[PendingSend], result: ChunkResult) -> ChunkVerdict:
+    """Split a confirmed chunk by Instantly's answer.
+
+    Created leads were taken. Of the others, a second copy of an address already in the chunk is
+    a duplicate; the rest were either already in the campaign (taken earlier) or refused. The
+    counts settle it when only one of the two happened; otherwise the leads stay `unsure`.
+    """
+    verdict = ChunkVerdict()
+    created = result.created_positions()
+    if created is None:  # no per-lead answer: trust the counts only when nothing was refused
+        if result.invalid_email_count or result.duplicate_email_count:
+            verdict.unsure.extend(chunk)
+        else:
+            verdict.accepted.extend(chunk)
+        return verdict
+    seen: set[str] = set()
+    rest: list[PendingSend] = []
+    for position, send in enumerate(chunk):
+        address = send.email.strip().lower()
+        if position in created:
+            verdict.accepted.append(send)
+        elif address in seen:
+            verdict.rejected.append((send, DUPLICATE_REASON))
+        else:
+            rest.append(send)
+        seen.add(address)
+    if not result.invalid_email_count:
+        verdict.accepted.extend(rest)
+    elif result.invalid_email_count == len(rest):
+        verdict.rejected.extend((send, INVALID_REASON) for send in rest)
+    else:
+        verdict.unsure.extend(rest)
+    return verdict
+
+
+def probe_one(instantly: InstantlyResource, send: PendingSend, campaign: str, consent_base_url: str) -> str | None:
+    """Send one lead alone: None when Instantly has it (new or already there), else why not."""
+    (answer,) = instantly.add_leads(leads=[to_instantly_lead(send, consent_base_url)], campaign_id=campaign,
+                                    skip_if_in_campaign=True).chunks
+    if answer.leads_uploaded or answer.already_in_campaign or answer.skipped_count:
+        return None
+    return INVALID_REASON if answer.invalid_email_count else REFUSED_REASON
+
+
+def settle_unsure(
+    instantly: InstantlyResource, verdict: ChunkVerdict, campaign: str, consent_base_url: str
+) -> InstantlyChunkError | None:
+    """Resolve `unsure` leads one call each; on a failed call the rest stay unsure (still queued)."""
+    while verdict.unsure:
+        send = verdict.unsure[0]
+        try:
+            reason = probe_one(instantly, send, campaign, consent_base_url)
+        except InstantlyChunkError as exc:
+            return exc
+        verdict.unsure.pop(0)
+        if reason is None:
+            verdict.accepted.append(send)
+        else:
+            verdict.rejected.append((send, reason))
+    return None
+
+
+def record_verdict(
     conn: psycopg.Connection,
-    chunk: Sequence[PendingSend],
-    result: ChunkResult,
+    verdict: ChunkVerdict,
     *,
     batch_date: date,
     campaign: str,
     now: datetime,
     run_id: str | None,
 ) -> None:
-    """Instantly confirmed the chunk: its rows are pushed, each with one ``email_sent`` event."""
-    lead_ids = [s.lead_id for s in chunk]
-    conn.execute(_MARK_PUSHED_SQL, (now, batch_date, lead_ids))
-    record_lead_events(
-        conn, Event.EMAIL_SENT, stage=STAGE, lead_ids=lead_ids, payloads=[{"campaign_id": campaign}] * len(lead_ids),
-        run_id=run_id, partition_key=batch_date.isoformat(),
-    )
-    if result.invalid_email_count:
-        # Instantly refused some addresses; no retry will change that, so a human looks at them.
-        send_to_dlq(conn, STAGE, [DeadLetter(
-            reason=f"instantly rejected {result.invalid_email_count} email(s) as invalid",
-            source_ref=f"{batch_date.isoformat()}:{campaign}",
-            payload={"lead_ids": [str(lead) for lead in lead_ids]},
-        )], run_id=run_id)
+    """Taken leads turn pushed (one ``email_sent`` event each); each refused lead turns failed,
+    gets its own dead letter, and its address is suppressed and no longer counts as verified."""
+    lead_ids = [s.lead_id for s in verdict.accepted]
+    if lead_ids:
+        conn.execute(_MARK_PUSHED_SQL, (now, batch_date, lead_ids))
+        record_lead_events(
+            conn, Event.EMAIL_SENT, stage=STAGE, lead_ids=lead_ids,
+            payloads=[{"campaign_id": campaign}] * len(lead_ids), run_id=run_id, partition_key=batch_date.isoformat(),
+        )
+    for send, reason in verdict.rejected:
+        conn.execute(_MARK_REJECTED_SQL, (reason, batch_date, send.lead_id))
+        if reason != DUPLICATE_REASON:  # the address itself is fine: its other lead got the email
+            conn.execute(_SUPPRESS_REJECTED_SQL, (send.email, reason, send.lead_id))
+            conn.execute(_UNVERIFY_EMAIL_SQL, (send.lead_id, send.email))
+    send_to_dlq(conn, STAGE, [
+        DeadLetter(reason=reason, source_ref=f"{batch_date.isoformat()}:{send.lead_id}",
+                   payload={"lead_id": str(send.lead_id), "campaign_id": campaign, "batch_date": batch_date.isoformat()})
+        for send, reason in verdict.rejected
+    ], run_id=run_id)
 
 
 def _failure_summary(exc: InstantlyChunkError) -> tuple[str, bool]:
@@ -236,6 +334,7 @@ def push_day(
                                          campaign_id=campaign, skip_if_in_campaign=True)
         except InstantlyChunkError as exc:
             error, stop = _failure_summary(exc)
+            outcome.rejected_credentials = isinstance(exc.__cause__, ProviderAuthError)
             outcome.errors.append(f"campaign {campaign}: {error}")
             outcome.retries += exc.retries
             with connection() as conn:
@@ -245,15 +344,27 @@ def push_day(
                 outcome.stop = True
                 break
             continue
-        with connection() as conn:
-            for confirmed in result.chunks:
-                record_chunk(conn, chunk[confirmed.start : confirmed.stop], confirmed,
-                             batch_date=batch_date, campaign=campaign, now=now, run_id=run_id)
-        outcome.pushed += result.leads_sent
+        for confirmed in result.chunks:
+            verdict = sort_chunk(chunk[confirmed.start : confirmed.stop], confirmed)
+            probe_error = settle_unsure(instantly, verdict, campaign, consent_base_url)
+            with connection() as conn:
+                record_verdict(conn, verdict, batch_date=batch_date, campaign=campaign, now=now, run_id=run_id)
+            outcome.pushed += len(verdict.accepted)
+            outcome.rejected += len(verdict.rejected)
+            if probe_error is not None:
+                error, stop = _failure_summary(probe_error)
+                outcome.errors.append(f"campaign {campaign}: {error}")
+                outcome.retries += probe_error.retries
+                with connection() as conn:
+                    conn.execute(_MARK_ERROR_SQL, (error, batch_date, [s.lead_id for s in verdict.unsure]))
+                failed_campaigns.add(campaign)
+                outcome.stop = outcome.stop or stop
         outcome.chunks += len(result.chunks)
         outcome.retries += result.retries
         outcome.leads_uploaded += result.leads_uploaded
         outcome.already_in_campaign += result.already_in_campaign
         outcome.invalid_emails += result.invalid_email_count
-    outcome.unpushed = outcome.pending - outcome.pushed
+        if outcome.stop:
+            break
+    outcome.unpushed = outcome.pending - outcome.pushed - outcome.rejected
     return outcome

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from .assets import contactable_leads, daily_campaign_batch, instantly_campaign_leads, scored_leads
+from .assets import campaign_day, contactable_leads, scored_leads
+from .checks import no_stale_queued_sends
 from .partitions import CAMPAIGN_TIMEZONE
 
 scored_leads_job = dg.define_asset_job(
@@ -13,14 +14,14 @@ scored_leads_job = dg.define_asset_job(
 
 contactable_leads_job = dg.define_asset_job(
     "contactable_leads_job",
-    selection=dg.AssetSelection.assets(contactable_leads),
-    description="Refresh the contactable set.",
+    selection=dg.AssetSelection.assets(contactable_leads) | dg.AssetSelection.checks(no_stale_queued_sends),
+    description="Refresh the contactable set; flag sends of earlier days that never left.",
 )
 
-# The batch, its blocking checks, then the push: partitions come from the assets.
+# The batch, its blocking checks, then the push (one step): partitions come from the assets.
 daily_campaign_job = dg.define_asset_job(
     "daily_campaign_job",
-    selection=dg.AssetSelection.assets(daily_campaign_batch, instantly_campaign_leads),
+    selection=dg.AssetSelection.assets(campaign_day),
     description="Select, check and push one weekday's campaign batch (or a range, oldest first).",
 )
 

@@ -73,6 +73,7 @@ class ChunkResult:
     duplicate_email_count: int = 0
     remaining_in_plan: int | None = None
     uploaded_emails: tuple[str, ...] | None = None  # from created_leads, when Instantly lists them
+    uploaded_positions: tuple[int, ...] | None = None  # their `index` in the chunk, when given
 
     @classmethod
     def from_wire(cls, body: Mapping[str, Any], *, index: int, start: int, emails: tuple[str, ...]) -> ChunkResult:
@@ -83,6 +84,8 @@ class ChunkResult:
             if isinstance(created, list)
             else None
         )
+        indexes = [lead.get("index") for lead in created if isinstance(lead, Mapping)] if isinstance(created, list) else []
+        positions = tuple(indexes) if indexes and all(type(i) is int for i in indexes) else None
         return cls(
             index=index,
             start=start,
@@ -95,7 +98,17 @@ class ChunkResult:
             duplicate_email_count=_count(body.get("duplicate_email_count")),
             remaining_in_plan=_optional_count(body.get("remaining_in_plan")),
             uploaded_emails=uploaded_emails,
+            uploaded_positions=positions,
         )
+
+    def created_positions(self) -> set[int] | None:
+        """Which leads of the chunk (0-based) Instantly created; None when it did not list them."""
+        if self.uploaded_positions is not None:
+            return set(self.uploaded_positions)
+        if self.uploaded_emails is None:
+            return None
+        created = {email.strip().lower() for email in self.uploaded_emails}
+        return {i for i, email in enumerate(self.emails) if email.strip().lower() in created}
 
 
 @dataclass(frozen=True, slots=True)

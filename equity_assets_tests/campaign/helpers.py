@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
 import psycopg
 
 from equity_assets.campaign.definitions import defs as campaign_defs
+from equity_assets.campaign.feeder import select_day
 from equity_assets.db.resources import PostgresResource
 from equity_assets.sandbox import SandboxConfig
 from equity_assets.vendors.instantly import InstantlyResource
@@ -110,6 +111,12 @@ def run_campaign(
         run_config=run_config,
         raise_on_error=False,
     )
+
+
+def select_only(conn: psycopg.Connection, day: str) -> None:
+    """Record `day`'s batch without pushing it, as a crash between the two would leave it."""
+    with conn.transaction():
+        select_day(conn, date.fromisoformat(day), default_campaign=None, now=datetime.now(UTC))
 
 
 def refresh(defs: dg.Definitions, **config: Any) -> dg.ExecuteInProcessResult:

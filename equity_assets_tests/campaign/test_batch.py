@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import dagster as dg
+import yaml
 
 from equity_assets.sandbox import SandboxControl
 from equity_assets.security.consent import verify_and_consume
 
 from .helpers import (
-    BATCH,
     add_broker,
     add_leads,
     email_of,
     materialization_metadata,
     refresh,
     run_campaign,
+    select_only,
     sends,
     suppress,
 )
@@ -52,7 +54,7 @@ def test_each_broker_gets_its_cap_of_best_scored_leads(db, campaign, sandbox_con
     assert materialization_metadata(result, "instantly_campaign_leads")["pushed"] == 8
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"no_lead_in_two_batches": True, "broker_daily_cap_held": True, "no_suppressed_or_dnc_lead": True,
-                      "campaign_batch_matches_schema": True}
+                      "campaign_batch_matches_schema": True, "no_stale_queued_sends": True}
 
 
 def test_consent_link_in_instantly_is_a_working_token(db, campaign, sandbox_control, pipeline_postgres):
@@ -189,7 +191,7 @@ def test_lead_that_opts_out_between_selection_and_push_is_withdrawn(db, campaign
     broker = add_broker(db, cap=5)
     leads = add_leads(db, broker, [3, 2, 1])
     refresh(campaign)
-    assert run_campaign(campaign, partition=MONDAY, assets=[BATCH]).success
+    select_only(db, MONDAY)
     suppress(db, email_of(db, leads[0]))
     db.execute("UPDATE leads SET campaign_status = 'do_not_contact' WHERE id = %s", (leads[1],))
 
@@ -207,7 +209,7 @@ def test_a_failing_blocking_check_stops_the_push(db, campaign, sandbox_control):
     broker = add_broker(db, cap=4)
     add_leads(db, broker, [4, 3, 2, 1])
     refresh(campaign)
-    assert run_campaign(campaign, partition=MONDAY, assets=[BATCH]).success
+    select_only(db, MONDAY)
     db.execute("UPDATE brokers SET daily_cap = 2 WHERE id = %s", (broker,))  # the day now breaks its cap
 
     result = run_campaign(campaign, partition=MONDAY)
@@ -234,3 +236,21 @@ def test_a_lead_put_back_in_the_queue_is_not_sent_again(db, campaign, sandbox_co
 
     assert [lead for day, lead, _, _ in sends(db) if day == date(2026, 11, 17)] != first
     assert len(sends(db)) == 2 and len(received(sandbox_control, broker)) == 2
+
+
+def test_a_missing_consent_secret_fails_the_day_at_once_and_selects_nothing(db, campaign, sandbox_control, monkeypatch):
+    broker = add_broker(db, cap=2)
+    add_leads(db, broker, [5])
+    refresh(campaign)
+    monkeypatch.delenv("EQUITY_CONSENT_SECRET")
+
+    result = run_campaign(campaign, partition=MONDAY)
+
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "EQUITY_CONSENT_SECRET" in str(failure.step_failure_data.error)
+    assert failure.step_failure_data.user_failure_data is not None  # a `Failure`: op retries skip it
+    assert sends(db) == [] and received(sandbox_control, broker) == []
+    # and the daemon does not re-run a run whose step failed (only runs whose process died)
+    instance = yaml.safe_load((Path(__file__).resolve().parents[2] / "dagster.yaml").read_text())
+    assert instance["run_retries"]["retry_on_asset_or_op_failure"] is False

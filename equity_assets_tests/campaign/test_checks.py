@@ -1,17 +1,16 @@
-"""The blocking checks' queries catch what they guard against (data made by hand)."""
+"""The checks' queries catch what they guard against (data made by hand)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 import psycopg
-import pytest
 
 from equity_assets.campaign.checks import (
     brokers_over_cap,
-    checked_dates,
     leads_in_two_batches,
+    stale_queued_sends,
     suppressed_or_dnc_sends,
 )
 
@@ -70,14 +69,25 @@ def test_suppression_check_flags_pending_sends_and_sends_batched_while_suppresse
     assert found.count == 3 and set(found.sample) == {str(pending), str(dnc), str(batched_suppressed)}
 
 
-@pytest.mark.parametrize(
-    ("tags", "expected"),
-    [
-        ({"dagster/partition": "2026-11-16"}, [MON]),
-        ({"dagster/asset_partition_range_start": "2026-11-13", "dagster/asset_partition_range_end": "2026-11-17"},
-         [date(2026, 11, 13), MON, TUE]),
-        ({}, None),
-    ],
-)
-def test_checks_look_at_the_dates_the_run_materialized(tags, expected):
-    assert checked_dates(tags) == expected
+def test_stale_check_flags_sends_still_queued_hours_after_their_day(db):
+    broker = add_broker(db)
+    old, pushed, withdrawn, today = add_leads(db, broker, [1, 2, 3, 4])
+    add_send(db, MON, old, broker)
+    add_send(db, MON, pushed, broker, "pushed")
+    add_send(db, MON, withdrawn, broker, "failed")
+    add_send(db, date.today() + timedelta(days=1), today, broker)  # not due yet
+
+    found = stale_queued_sends(db)
+
+    assert found.count == 1 and found.sample == [f"2026-11-16 {old}"]
+    db.execute("UPDATE campaign_sends SET status = 'pushed' WHERE lead_id = %s", (old,))
+    assert stale_queued_sends(db).count == 0
+
+
+def test_a_send_is_stale_only_after_its_grace_hours(db):
+    broker = add_broker(db)
+    (lead,) = add_leads(db, broker, [1])
+    # 06:00 PT today in the database's own clock; grace of 0 h vs 100 h around it
+    add_send(db, date.today() - timedelta(days=1), lead, broker)
+    assert stale_queued_sends(db, grace_hours=0).count == 1
+    assert stale_queued_sends(db, grace_hours=100).count == 0

@@ -26,12 +26,21 @@ def test_assets_are_documented_grouped_and_fresh():
     assert specs["instantly_campaign_leads"].deps[0].asset_key == dg.AssetKey("daily_campaign_batch")
 
 
-def test_the_batch_checks_block_the_push_and_run_in_the_daily_job():
+def test_a_campaign_day_is_one_step_that_cannot_be_split():
     defs = wired()
+    graph = defs.resolve_asset_graph()
+    batch, push = dg.AssetKey("daily_campaign_batch"), dg.AssetKey("instantly_campaign_leads")
+    # selecting the batch (as a UI backfill does) always brings the push along
+    assert graph.get(batch).execution_set_asset_keys == {batch, push}
     nodes = {node.name for node in defs.resolve_job_def("daily_campaign_job").graph.node_defs}
-    assert {f"daily_campaign_batch_{name}" for name in BATCH_CHECKS} <= nodes
-    assert "instantly_campaign_leads" in nodes
+    assert "campaign_day" in nodes
+
+
+def test_the_batch_checks_are_blocking_and_stale_sends_are_watched_daily():
+    defs = wired()
     graph = defs.resolve_asset_graph()
     keys = graph.get_check_keys_for_assets({dg.AssetKey("daily_campaign_batch")})
     assert {key.name for key in keys} == BATCH_CHECKS
     assert all(graph.get_check_spec(key).blocking for key in keys)
+    stale = dg.AssetCheckKey(dg.AssetKey("instantly_campaign_leads"), "no_stale_queued_sends")
+    assert stale in defs.resolve_job_def("contactable_leads_job").asset_layer.asset_graph.asset_check_keys

@@ -97,6 +97,7 @@ def test_feeder_query_uses_the_partial_index(admin_conn):
     )
     admin_conn.execute("ANALYZE leads")
     admin_conn.execute("SET enable_seqscan = off")
+    admin_conn.execute("SET enable_sort = off")
     plan = "\n".join(r[0] for r in admin_conn.execute(
         """EXPLAIN SELECT id FROM leads
            WHERE assigned_broker_id = %s AND campaign_status = 'queued' AND email_verified
