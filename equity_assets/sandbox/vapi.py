@@ -21,12 +21,13 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import requests
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -243,9 +244,13 @@ def _post(state: SandboxState, url: str, message: dict[str, Any]) -> None:
     else:
         headers["Authorization"] = f"Bearer {config.vapi_webhook_secret}"
     entry = {"type": message["message"]["type"], "call_id": message["message"]["call"]["id"], "status": None}
-    try:
-        entry["status"] = requests.post(url, data=raw, headers=headers, timeout=(3.05, 20)).status_code
-    except requests.RequestException as exc:  # sent once, never retried (VAPI does the same)
+    request = urllib.request.Request(url, data=raw, headers=headers, method="POST")
+    try:  # sent once, never retried (VAPI does the same)
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            entry["status"] = answer.status
+    except urllib.error.HTTPError as answer:
+        entry["status"] = answer.code
+    except (urllib.error.URLError, OSError) as exc:
         entry["status"] = type(exc).__name__
     state.stats.records["vapi_messages"] += 1
     _workspace(state).messages_sent.append(entry)

@@ -25,9 +25,16 @@ OWNER_COLUMN = {
     "lead_number_assignments": "broker_id",
     "campaign_sends": "broker_id",
     "broker_lead_pipeline": "broker_id",
+    "invoice_revisions": "broker_id",
+    "broker_cap_requests": "broker_id",
+    "broker_notifications": "broker_id",
 }
+# broker-readable relations owned through their lead, not a broker column
+LEAD_OWNED = {"consent_tokens": "lead_id"}
+# the same rows for every broker (the published price list); never writable by one
+SHARED = {"billing_price_list"}
 # relations brokers may write at all (column grants + policies); everything else is read-only
-BROKER_WRITABLE = {"leads"}
+BROKER_WRITABLE = {"leads", "brokers", "billing_events", "broker_cap_requests"}
 # what "refused" looks like: no privilege / a policy violation, or a view that cannot be written
 REFUSED = (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectNotInPrerequisiteState)
 
@@ -51,6 +58,13 @@ INSERT INTO email_replies (webhook_event_id, lead_id, broker_id, intent)
     VALUES (-1, %(la)s, %(a)s, 'interested'), (-2, %(lb)s, %(b)s, 'interested');
 INSERT INTO campaign_sends (batch_date, lead_id, broker_id)
     VALUES ('2026-01-05', %(la)s, %(a)s), ('2026-01-05', %(lb)s, %(b)s);
+INSERT INTO invoice_revisions (invoice_id, revision, broker_id, total, line_items, event_count, reason)
+    SELECT id, 1, broker_id, 0, '[]', 0, 'seed' FROM invoices;
+INSERT INTO broker_notifications (broker_id, lead_id, call_id, kind, payload)
+    SELECT broker_id, lead_id, id, 'appointment_booked', '{}' FROM calls;
+INSERT INTO broker_cap_requests (broker_id, requested_cap) VALUES (%(a)s, 300), (%(b)s, 300);
+INSERT INTO consent_tokens (lead_id, nonce_hash, expires_at)
+    VALUES (%(la)s, repeat('a', 64), now() + interval '1 day'), (%(lb)s, repeat('b', 64), now() + interval '1 day');
 """
 
 
@@ -92,8 +106,40 @@ def snapshot(conn, relation):
 
 def test_the_relation_list_is_the_catalogs(clean_db):
     with psycopg.connect(clean_db.admin_dsn) as conn:
-        assert broker_relations(conn) == set(OWNER_COLUMN)
+        assert broker_relations(conn) == set(OWNER_COLUMN) | set(LEAD_OWNED) | SHARED
         assert writable_relations(conn) == BROKER_WRITABLE
+
+
+@pytest.mark.parametrize("relation", sorted(LEAD_OWNED))
+def test_rows_owned_through_a_lead_are_read_only_by_its_broker(clean_db, two_brokers, relation):
+    column = LEAD_OWNED[relation]
+    with psycopg.connect(clean_db.admin_dsn) as conn:
+        for me, lead in (("a", "la"), ("b", "lb")):
+            act_as(conn, two_brokers[me])
+            assert [r[0] for r in conn.execute(f"SELECT {column} FROM {relation}")] == [two_brokers[lead]]
+            conn.rollback()
+        before = snapshot(conn, relation)
+        conn.commit()
+        act_as(conn, two_brokers["a"])
+        refused_or_no_rows(conn, f"DELETE FROM {relation} WHERE {column} = %s", (two_brokers["lb"],))
+        refused_or_no_rows(conn, f"UPDATE {relation} SET {column} = %s", (two_brokers["la"],))
+        conn.rollback()
+        assert snapshot(conn, relation) == before
+
+
+@pytest.mark.parametrize("relation", sorted(SHARED))
+def test_shared_relations_read_the_same_for_every_broker_and_take_no_writes(clean_db, two_brokers, relation):
+    with psycopg.connect(clean_db.admin_dsn) as conn:
+        before = snapshot(conn, relation)
+        conn.commit()
+        seen = []
+        for me in ("a", "b"):
+            act_as(conn, two_brokers[me])
+            seen.append(snapshot(conn, relation))
+            refused_or_no_rows(conn, f"DELETE FROM {relation}", None)
+            conn.rollback()
+        assert seen == [before, before] and before
+        assert snapshot(conn, relation) == before
 
 
 @pytest.mark.parametrize("relation", sorted(OWNER_COLUMN))
