@@ -66,9 +66,25 @@ def launch(dep, job: str, tags: list[dict] | None = None) -> str:
     return answer["run"]["runId"]
 
 
+RUN_FAILURES = """
+query Logs($id: ID!) {
+  logsForRun(runId: $id) {
+    ... on EventConnection { events { __typename
+      ... on ExecutionStepFailureEvent { stepKey error { message } }
+      ... on RunFailureEvent { message } } }
+  }
+}"""
+
+
 def finished(dep, run_id: str, timeout_s: float = 240) -> str:
-    return wait_until(lambda: (s := dep.graphql(RUN_STATUS, id=run_id)["runOrError"]["status"]) in TERMINAL and s,
-                      timeout_s=timeout_s, what=f"run {run_id}", every_s=1)
+    status = wait_until(lambda: (s := dep.graphql(RUN_STATUS, id=run_id)["runOrError"]["status"]) in TERMINAL and s,
+                        timeout_s=timeout_s, what=f"run {run_id}", every_s=1)
+    if status == "FAILURE":  # say why, so the assertion that follows names the fault
+        events = dep.graphql(RUN_FAILURES, id=run_id)["logsForRun"].get("events", [])
+        for event in events:
+            if event["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent"):
+                print(f"run {run_id}: {event.get('stepKey', '')} {(event.get('error') or {}).get('message') or event.get('message')}")
+    return status
 
 
 def tick(dep, schedule: str, job: str, local: datetime) -> list[str]:
