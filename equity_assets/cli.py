@@ -176,6 +176,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres():
+    from .db.resources import PostgresResource
+
+    return PostgresResource(application_name="equity_cli")
+
+
+def _print(value, as_json: bool) -> None:
+    print(json.dumps(value, default=str, indent=None if as_json else 2))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest.operate import ingest_file
+
+    summary = ingest_file(_postgres(), args.file, source=args.source)
+    _print(summary, args.json)
+    return 0 if summary["success"] else 1
+
+
+def cmd_trace_upload(args: argparse.Namespace) -> int:
+    from .ingest.operate import trace_upload
+
+    with _postgres().connection() as conn:
+        rows = trace_upload(conn, args.upload_id, args.row)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+    else:
+        _print(rows, False)
+    return 0 if rows else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.set_defaults(func=cmd_sandbox)
+
+    ingest = sub.add_parser("ingest", help="ingest one CSV in-process (no gateway): stage, merge, print the counts")
+    ingest.add_argument("file")
+    ingest.add_argument("--source", default="propstream")
+    ingest.add_argument("--json", action="store_true", help="one line of JSON")
+    ingest.set_defaults(func=cmd_ingest)
+
+    trace = sub.add_parser("trace", help="follow source rows to the leads they became")
+    tracesub = trace.add_subparsers(dest="trace_command", required=True)
+    trace_up = tracesub.add_parser("upload", help="one JSON object per row of an upload")
+    trace_up.add_argument("upload_id")
+    trace_up.add_argument("--row", type=int, help="only this data row (1-based)")
+    trace_up.add_argument("--json", action="store_true", help="JSON lines")
+    trace_up.set_defaults(func=cmd_trace_upload)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
     bench.add_argument("bench", choices=["ingest", "verify", "campaign"])

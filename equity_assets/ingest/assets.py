@@ -9,7 +9,7 @@ from ..observe.events import DeadLetter, record_event, send_to_dlq
 from .columns import UploadFormatError
 from .merge import merge_upload
 from .partitions import uploads_partitions
-from .staging import STAGE, analyze, stage_upload
+from .staging import STAGE, StageCounts, analyze, stage_upload
 
 STAGED_ROWS_ADD_UP = "staged_rows_add_up"
 
@@ -31,6 +31,25 @@ def fail_upload(postgres: PostgresResource, upload_id: str, reason: str, run_id:
         record_event(conn, "upload_failed", stage=STAGE, upload_id=upload_id, run_id=run_id,
                      payload={"reason": reason})
     raise dg.Failure(description=f"upload {upload_id} refused: {reason}", allow_retries=False)
+
+
+def record_staged(conn, upload_id: str, counts: StageCounts, run_id: str | None, log=None) -> None:
+    """Mark the upload staged with its counts; columns nobody reads are a warning, not a secret."""
+    conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, blank_rows = %s, ignored_headers = %s, "
+                 "error = NULL WHERE id = %s",
+                 (counts.file_rows, counts.blank_rows, list(counts.ignored_headers), upload_id))
+    record_event(conn, "upload_staged", stage=STAGE, upload_id=upload_id, run_id=run_id,
+                 count=counts.staged, duration_ms=int(counts.seconds * 1000),
+                 payload={"rejected": counts.rejected, "file_rows": counts.file_rows,
+                          "blank_rows": counts.blank_rows, "dropped_values": counts.dropped_values})
+    if counts.ignored_headers:
+        record_event(conn, "upload_columns_ignored", stage=STAGE, upload_id=upload_id, run_id=run_id,
+                     count=len(counts.ignored_headers),
+                     payload={"level": "warning", "headers": list(counts.ignored_headers)},
+                     idempotency_key=f"upload_columns_ignored:{upload_id}")
+        if log:
+            log.warning("upload %s: %d column(s) not read: %s", upload_id, len(counts.ignored_headers),
+                        ", ".join(counts.ignored_headers))
 
 
 @dg.asset(
@@ -55,11 +74,7 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     try:
         with postgres.connection() as conn:
             counts = stage_upload(conn, upload_id, path, source=source, run_id=context.run.run_id, log=context.log)
-            conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, error = NULL WHERE id = %s",
-                         (counts.file_rows, upload_id))
-            record_event(conn, "upload_staged", stage=STAGE, upload_id=upload_id, run_id=context.run.run_id,
-                         count=counts.staged, duration_ms=int(counts.seconds * 1000),
-                         payload={"rejected": counts.rejected, "file_rows": counts.file_rows})
+            record_staged(conn, upload_id, counts, context.run.run_id, context.log)
     except (UploadFormatError, UnicodeDecodeError) as exc:
         fail_upload(postgres, upload_id, str(exc), context.run.run_id)
     except FileNotFoundError:
@@ -70,6 +85,8 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
             "staged_rows": counts.staged,
             "rejected_rows": counts.rejected,
             "dropped_values": counts.dropped_values,
+            "blank_rows_skipped": counts.blank_rows,
+            "ignored_headers": dg.MetadataValue.json(list(counts.ignored_headers)),
             "encoding": counts.encoding,
             "parse_seconds": counts.parse_seconds,
             "duration_s": counts.seconds,

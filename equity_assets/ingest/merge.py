@@ -39,6 +39,8 @@ class MergeCounts:
     merged_in_batch: int
     conflicts: int
     rounds: int
+    address_variants_resolved: int
+    leads_rekeyed: int
     seconds: float
 
     def as_metadata(self) -> dict[str, int | float]:
@@ -84,6 +86,98 @@ def _key_owner_joins(alias: str) -> str:
         LEFT JOIN leads la ON la.apn = {alias}.apn AND la.property_state = {alias}.property_state
                           AND la.county = {alias}.county AND NOT la.broker_created
         LEFT JOIN leads lh ON lh.addr_hash = {alias}.addr_hash AND NOT lh.broker_created"""
+
+
+# Two address identities describe the same property when they share the bare street line, do not
+# contradict on state, and are in the same ZIP, or in the same city + state with one side lacking
+# a ZIP; and their lines are equal or only one of them lacks the street type.
+SAME_PROPERTY = """
+    {j}.bare = {i}.bare
+    AND ({j}.st = {i}.st OR {j}.st IS NULL OR {i}.st IS NULL)
+    AND ({j}.zip = {i}.zip OR ({j}.city = {i}.city AND {j}.st = {i}.st AND ({j}.zip IS NULL OR {i}.zip IS NULL)))
+    AND ({j}.std = {i}.std OR ({j}.std = {j}.bare) <> ({i}.std = {i}.bare))"""
+
+
+def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
+    """Give each staged row whose addr_hash matches no lead the addr_hash of the property it names.
+
+    A row without a ZIP names the same property as a lead (or another row) with the same street
+    line in the same city + state; a row whose line lacks the street type names the one property
+    with that name and number in its ZIP / city, and none when two exist (7946 S ASHLAND AVE and
+    7946 S ASHLAND ST make a bare 7946 S ASHLAND ambiguous). Existing leads are tried first; then,
+    inside the upload, less complete identities adopt the one more complete identity they match
+    (a ZIP beats none, a street type beats none). Returns the number of rows re-keyed.
+    """
+    conn.execute(
+        """CREATE TEMP TABLE addr_pending ON COMMIT DROP AS
+           SELECT s.row_number AS rn, s.addr_hash AS h, s.addr_std AS std, s.addr_bare AS bare,
+                  s.addr_city AS city, s.property_state AS st, s.property_zip AS zip
+           FROM leads_staging s
+           WHERE s.upload_id = %(u)s AND s.addr_bare IS NOT NULL AND s.addr_hash IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM leads l WHERE l.addr_hash = s.addr_hash AND NOT l.broker_created)
+             AND NOT EXISTS (SELECT 1 FROM lead_sources ls
+                             WHERE ls.upload_id = s.upload_id AND ls.row_number = s.row_number)""",
+        {"u": upload_id},
+    )
+    # 1. against existing leads: an equal line wins; a bare match only when it is the only candidate
+    conn.execute(
+        f"""CREATE TEMP TABLE addr_alias ON COMMIT DROP AS
+            SELECT p.rn, CASE WHEN count(*) FILTER (WHERE c.std = p.std) = 1
+                              THEN min(c.h) FILTER (WHERE c.std = p.std) ELSE min(c.h) END AS h
+            FROM addr_pending p
+            JOIN (SELECT addr_hash AS h, addr_std AS std, addr_bare AS bare, addr_city AS city,
+                         property_state AS st, property_zip AS zip
+                  FROM leads WHERE addr_bare IS NOT NULL AND addr_hash IS NOT NULL AND NOT broker_created) c
+              ON {SAME_PROPERTY.format(i='p', j='c')}
+            GROUP BY p.rn
+            HAVING count(*) FILTER (WHERE c.std = p.std) = 1 OR count(*) = 1"""
+    )
+    # 2. inside the upload, among rows still unmatched: rank = has ZIP (2) + has street type (1)
+    conn.execute(
+        """CREATE TEMP TABLE addr_ids ON COMMIT DROP AS
+           SELECT DISTINCT h, std, bare, city, st, zip,
+                  (zip IS NOT NULL)::int * 2 + (std <> bare)::int AS rank
+           FROM addr_pending p WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.rn = p.rn)"""
+    )
+    conn.execute(
+        f"""CREATE TEMP TABLE addr_map ON COMMIT DROP AS
+            SELECT i.h, min(j.h) AS to_h
+            FROM addr_ids i JOIN addr_ids j ON j.h <> i.h AND j.rank > i.rank AND {SAME_PROPERTY.format(i='i', j='j')}
+            GROUP BY i.h HAVING count(DISTINCT j.h) = 1"""
+    )
+    for _ in range(3):  # follow chains (no ZIP, no type -> ZIP, no type -> ZIP and type)
+        if not conn.execute("""UPDATE addr_map m SET to_h = n.to_h FROM addr_map n
+                               WHERE m.to_h = n.h AND m.to_h <> n.to_h""").rowcount:
+            break
+    conn.execute(
+        """INSERT INTO addr_alias (rn, h)
+           SELECT p.rn, m.to_h FROM addr_pending p JOIN addr_map m ON m.h = p.h
+           WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.rn = p.rn)"""
+    )
+    changed = conn.execute(
+        """UPDATE leads_staging s SET addr_hash = a.h FROM addr_alias a
+           WHERE s.upload_id = %s AND s.row_number = a.rn AND s.addr_hash IS DISTINCT FROM a.h""",
+        (upload_id,),
+    ).rowcount
+    conn.execute("DROP TABLE addr_pending, addr_alias, addr_ids, addr_map")
+    return changed
+
+
+def rekey_touched_leads(conn: psycopg.Connection, upload_id: str) -> int:
+    """Re-derive addr_hash from the stored address of every lead this upload merged into (a merge
+    may have given a lead its first ZIP or its street type), unless another lead holds that key."""
+    return conn.execute(
+        """WITH want AS (
+               SELECT l.id, lead_address_hash(l.addr_std, l.addr_city, l.property_state, l.property_zip) AS h
+               FROM leads l
+               WHERE l.addr_std IS NOT NULL AND NOT l.broker_created
+                 AND l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %s AND matched_on <> 'new'))
+           UPDATE leads l SET addr_hash = w.h FROM want w
+           WHERE l.id = w.id AND w.h IS NOT NULL AND l.addr_hash IS DISTINCT FROM w.h
+             AND w.h IN (SELECT h FROM want GROUP BY h HAVING count(*) = 1)
+             AND NOT EXISTS (SELECT 1 FROM leads o WHERE o.addr_hash = w.h AND NOT o.broker_created)""",
+        (upload_id,),
+    ).rowcount
 
 
 def build_work_table(conn: psycopg.Connection, upload_id: str) -> int:
@@ -184,7 +278,8 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
         ).format(cols=staged_cols),
         (upload_id, round_no),
     )
-    conflicts = conn.execute(
+    conflicts = record_address_conflicts(conn, upload_id)
+    conflicts += conn.execute(
         """INSERT INTO lead_key_conflicts (lead_id, other_lead_id, key_name, source_ref)
            SELECT DISTINCT target, other, key_name, %s FROM (
                SELECT target, by_apn AS other, 'apn' AS key_name FROM round_rows WHERE by_apn <> target
@@ -272,6 +367,31 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
             "unchanged": rows - inserted - updated}
 
 
+def record_address_conflicts(conn: psycopg.Connection, upload_id: str) -> int:
+    """A MAK or APN match whose address names another property (a re-used or mistyped APN):
+    record the lead and the row side by side in `lead_key_conflicts`, and apply nothing of the row
+    (its address, owner and contacts describe a different property). Lineage still points at the
+    matched lead, so the row is accounted for; a person resolves the conflict."""
+    conn.execute(
+        """CREATE TEMP TABLE conflict_rows ON COMMIT DROP AS
+           SELECT r.rn, r.target, r.by_addr, CASE WHEN r.by_mak = r.target THEN 'mak' ELSE 'apn' END AS matched_on,
+                  to_jsonb(l) AS lead_row, to_jsonb(r) - 'target' - 'by_mak' - 'by_apn' - 'by_addr' AS incoming_row
+           FROM round_rows r JOIN leads l ON l.id = r.target
+           WHERE r.by_addr IS DISTINCT FROM r.target
+             AND r.addr_hash IS NOT NULL AND l.addr_hash IS NOT NULL AND r.addr_hash <> l.addr_hash"""
+    )
+    count = conn.execute(
+        """INSERT INTO lead_key_conflicts (lead_id, other_lead_id, key_name, source_ref, upload_id, row_number,
+                                           matched_on, lead_row, incoming_row)
+           SELECT target, by_addr, 'address', %s, %s, rn, matched_on, lead_row, incoming_row FROM conflict_rows
+           ON CONFLICT DO NOTHING""",
+        (f"upload:{upload_id}", upload_id),
+    ).rowcount
+    conn.execute("DELETE FROM round_rows r USING conflict_rows c WHERE r.rn = c.rn")
+    conn.execute("DROP TABLE conflict_rows")
+    return count
+
+
 def _insert_value(column: str, leads: list[tuple[str, str]], source: str) -> sql.Composable:
     """A new lead takes the staged value; NOT NULL arrays/booleans fall back to their defaults."""
     value = sql.SQL("{}.{}").format(sql.SQL(source), sql.Identifier(column))
@@ -288,6 +408,7 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
     started = time.perf_counter()
     conn.execute("LOCK TABLE leads IN SHARE ROW EXCLUSIVE MODE")
     leads, ingest = catalog(conn)
+    rekeyed_rows = resolve_address_identity(conn, upload_id)
     staged = build_work_table(conn, upload_id)
     rounds = group_linked_rows(conn) if staged else 0
     totals = {"inserted": 0, "updated": 0, "conflicts": 0, "unchanged": 0}
@@ -299,6 +420,7 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
         if r > 1:
             in_batch += counts["rows"]
     in_batch += conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
+    rekeyed_leads = rekey_touched_leads(conn, upload_id)
     conn.execute("DROP TABLE IF EXISTS merge_rows, linked, folded_groups")
     return MergeCounts(
         staged=staged,
@@ -308,5 +430,7 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
         merged_in_batch=in_batch,
         conflicts=totals["conflicts"],
         rounds=rounds,
+        address_variants_resolved=rekeyed_rows,
+        leads_rekeyed=rekeyed_leads,
         seconds=round(time.perf_counter() - started, 3),
     )

@@ -258,13 +258,24 @@ def normalize_state(values: Any) -> pd.Series:
 
 
 _ZIP_RE: Final = r"^(?P<zip>\d{3,5})(?:\.0+)?(?:[- ]?\d{4})?$"
+# The only places whose ZIPs begin with 0, and the prefixes they use: a short ZIP elsewhere
+# (6100 in Illinois) is damaged beyond repair, not missing a zero.
+ZERO_LED_ZIP_PREFIXES: Final[dict[str, tuple[str, ...]]] = {
+    "CT": ("06",), "MA": ("01", "02", "055"), "ME": ("03", "04"), "NH": ("03",), "NJ": ("07", "08"),
+    "NY": ("005", "063"), "PR": ("006", "007", "009"), "RI": ("028", "029"), "VT": ("05",),
+    "VI": ("008",), "AE": ("09",),
+}
+
+
+def _zip_digits(array: pa.Array) -> pa.Array:
+    """The 3-5 leading digits of a (possibly damaged) ZIP / ZIP+4, NULL when it does not look like one."""
+    return pc.struct_field(pc.extract_regex(array, _ZIP_RE), [0])
 
 
 def _zip_or(array: pa.Array, otherwise: pa.Array) -> pa.Array:
     """5-digit repaired ZIP where the text looks like a (possibly damaged) ZIP, else `otherwise`."""
-    digits = pc.extract_regex(array, _ZIP_RE)
-    repaired = pc.utf8_lpad(pc.struct_field(digits, [0]), 5, "0")
-    return pc.if_else(pc.is_valid(digits), repaired, otherwise)
+    digits = _zip_digits(array)
+    return pc.if_else(pc.is_valid(digits), pc.utf8_lpad(digits, 5, "0"), otherwise)
 
 
 @per_distinct
@@ -279,19 +290,56 @@ def _mailing_zip(array: pa.Array) -> pa.Array:
     return _zip_or(trimmed, _collapse(pc.utf8_upper(trimmed)))
 
 
-def normalize_zip(values: Any) -> pd.Series:
+def zip_repairable(padded: str, state: str | None) -> bool:
+    """Whether a zero-padded ZIP is plausible for the state (only zero-led states qualify)."""
+    return state is not None and padded.startswith(ZERO_LED_ZIP_PREFIXES.get(state, ("-",)))
+
+
+def _unrepairable_short_zips(raw: pa.Array, zips: pa.Array, states: pa.Array) -> np.ndarray:
+    """Rows whose ZIP was short (lost zeros) and whose state does not use zero-led ZIPs."""
+    digits = _zip_digits(_trimmed(raw))
+    short = np.flatnonzero(_mask(pc.less(pc.utf8_length(digits), 5)))
+    bad = np.zeros(len(raw), dtype=bool)
+    if short.size:
+        padded = zips.take(pa.array(short)).to_pylist()
+        state = states.take(pa.array(short)).to_pylist()
+        bad[short] = [not zip_repairable(z, s) for z, s in zip(padded, state)]
+    return bad
+
+
+def normalize_zip(values: Any, states: Any = None) -> pd.Series:
     """Repair ZIPs to 5 digits: restore leading zeros Excel dropped (6418 -> 06418) and cut ZIP+4.
 
     Accepts 3-5 digits, optionally followed by a 4-digit extension with or without a dash (or a
     trailing ".0" from a spreadsheet float). Anything else is kept trimmed for the schema to
-    reject with the offending value.
+    reject with the offending value. With `states` (normalized codes), zeros are restored only
+    for states whose ZIPs begin with 0 and with a prefix they use; other short ZIPs become NA
+    (see `repair_zip`, which also says which rows lost their ZIP).
     """
-    return to_series(_zip(to_arrow(values)))
+    if states is None:
+        return to_series(_zip(to_arrow(values)))
+    return repair_zip(values, states).values
 
 
-def normalize_mailing_zip(values: Any) -> pd.Series:
+def repair_zip(values: Any, states: Any) -> Parsed:
+    """`normalize_zip` per state: (ZIPs, rows whose short ZIP could not be repaired -> NA)."""
+    raw = to_arrow(values)
+    zips = _zip(raw)
+    bad = _unrepairable_short_zips(raw, zips, to_arrow(states))
+    if bad.any():
+        zips = pc.if_else(pa.array(bad), _NULL_TEXT, zips)
+    return Parsed(to_series(zips), bad)
+
+
+def normalize_mailing_zip(values: Any, states: Any = None) -> pd.Series:
     """Like `normalize_zip`, but foreign postal codes are kept (upper-cased) rather than invalid."""
-    return to_series(_mailing_zip(to_arrow(values)))
+    raw = to_arrow(values)
+    zips = _mailing_zip(raw)
+    if states is not None:
+        bad = _unrepairable_short_zips(raw, zips, to_arrow(states))
+        if bad.any():  # a damaged US ZIP is kept as written rather than guessed
+            zips = pc.if_else(pa.array(bad), _collapse(_trimmed(raw)), zips)
+    return to_series(zips)
 
 
 @per_distinct
@@ -842,20 +890,33 @@ class StreetParts(NamedTuple):
     unit: pd.Series
 
 
+class AddressLine(NamedTuple):
+    """An address cell read as parts (Arrow arrays): the normalized street line, the unit cut
+    from it, and the locality (city, state, ZIP) when the cell carried a whole address."""
+
+    street: pa.Array
+    unit: pa.Array
+    city: pa.Array
+    state: pa.Array
+    zip: pa.Array
+
+
 def normalize_street(values: Any) -> StreetParts:
     """Normalize address lines for matching (see "Address hash" in the module docstring)."""
-    street, unit = _street_parts(to_arrow(values))
-    return StreetParts(to_series(street), to_series(unit))
+    line = parse_address_line(to_arrow(values))
+    return StreetParts(to_series(line.street), to_series(line.unit))
 
 
-def _street_parts(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
+def parse_address_line(raw: pa.Array) -> AddressLine:
     """Arrow core of `normalize_street`: fast path for every row, usaddress for the odd ones."""
     folded = _fold(raw)
     street, unit = _cut_unit(folded)
     odd = _needs_usaddress(folded, street)
+    nulls = pa.nulls(len(raw), pa.string())
+    city = state = zip5 = nulls
     if odd.any():
-        street, unit = _reparse_with_usaddress(raw, odd, street, unit)
-    return _map_tokens(street), unit
+        street, unit, city, state, zip5 = _reparse_with_usaddress(raw, odd, street, unit)
+    return AddressLine(_map_tokens(street), unit, city, state, zip5)
 
 
 def _cut_unit(folded: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -882,7 +943,7 @@ def _cut_unit(folded: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _needs_usaddress(folded: pa.Array, street: pa.Array) -> np.ndarray:
-    """Rows the fast path should not trust: a whole "street, city, ST 06418" line, or no house number."""
+    """Rows the fast path should not trust: a whole "street city ST 06418" line, or no house number."""
     inline_zip = pc.match_substring_regex(folded, r" [A-Z]{2} \d{5}(?: \d{4})?$")
     numbered = pc.match_substring_regex(street, r"^\p{N}")
     return _mask(pc.is_valid(street)) & (~_mask(numbered) | _mask(inline_zip))
@@ -897,35 +958,39 @@ _STREET_LABELS: Final = (
 _UNIT_LABELS: Final = ("OccupancyType", "OccupancyIdentifier", "SubaddressType", "SubaddressIdentifier")
 
 
-def _usaddress_line(value: str) -> tuple[str, str] | None:
-    """(street text, unit text) labelled by usaddress, or None when it cannot label the line."""
+def _usaddress_line(value: str) -> tuple[str, str, str | None, str | None, str | None] | None:
+    """(street, unit, city, state, ZIP) labelled by usaddress, or None when it cannot label the line."""
     import usaddress
 
     try:
-        tagged, _kind = usaddress.tag(value)
+        tagged, _kind = usaddress.tag(value.replace("\n", " ").replace("\r", " "))
     except Exception:  # RepeatedLabelError and friends: the caller keeps the simple string
         return None
     street = " ".join(tagged[label] for label in _STREET_LABELS if label in tagged)
     unit = " ".join(tagged[label] for label in _UNIT_LABELS if label in tagged)
-    return (street, unit) if street else None
+    if not street:
+        return None
+    return street, unit, tagged.get("PlaceName"), tagged.get("StateName"), tagged.get("ZipCode")
 
 
-def _reparse_with_usaddress(
-    raw: pa.Array, rows: np.ndarray, street: pa.Array, unit: pa.Array
-) -> tuple[pa.Array, pa.Array]:
-    """Replace street/unit at `rows` with usaddress' reading, once per distinct raw line."""
+def _reparse_with_usaddress(raw: pa.Array, rows: np.ndarray, street: pa.Array, unit: pa.Array) -> tuple[pa.Array, ...]:
+    """Street/unit at `rows` replaced with usaddress' reading (once per distinct raw line), plus
+    the city / state / ZIP the line carried (NULL elsewhere)."""
     positions = np.flatnonzero(rows)
-    subset = raw.take(pa.array(positions))
-    encoded = pc.dictionary_encode(subset)
+    encoded = pc.dictionary_encode(raw.take(pa.array(positions)))
     parsed = [_usaddress_line(value) for value in encoded.dictionary.to_pylist()]
-    lib_street = _fold(pa.array([p[0] if p else None for p in parsed], type=pa.string()))
-    lib_unit = _canonical_unit(_fold(pa.array([p[1] if p else None for p in parsed], type=pa.string())))
-    labelled = _mask(pc.is_valid(pc.take(lib_street, encoded.indices)))
+
+    def part(i: int) -> pa.Array:
+        return pc.take(pa.array([p[i] if p else None for p in parsed], type=pa.string()), encoded.indices)
+
+    lib_street, lib_unit = _fold(part(0)), _canonical_unit(_fold(part(1)))
+    labelled = _mask(pc.is_valid(lib_street))
+    keep = pa.array(labelled)
+    at = positions[labelled]
+    nulls = pa.nulls(len(raw), pa.string())
     # Keep the fast-path result wherever usaddress could not label the line.
-    rows_ok = pa.array(labelled)
-    new_street = pc.take(lib_street, encoded.indices).filter(rows_ok)
-    new_unit = pc.take(lib_unit, encoded.indices).filter(rows_ok)
-    return _scatter(street, positions[labelled], new_street), _scatter(unit, positions[labelled], new_unit)
+    return (_scatter(street, at, lib_street.filter(keep)), _scatter(unit, at, lib_unit.filter(keep)),
+            *(_scatter(nulls, at, _blank_to_null(part(i)).filter(keep)) for i in (2, 3, 4)))
 
 
 @per_distinct
@@ -938,20 +1003,56 @@ def normalize_city(values: Any) -> pd.Series:
     return to_series(_city(to_arrow(values)))
 
 
-def _address_keys(address: pa.Array, unit: pa.Array, city: pa.Array, state: pa.Array, zip5: pa.Array) -> pa.Array:
-    street, line_unit = _street_parts(address)
-    unit_text = pc.fill_null(pc.coalesce(_unit(unit), line_unit), "")
-    key = pc.binary_join_element_wise(street, unit_text, zip5, "|")  # NULL street or ZIP -> NULL
-    # Rows without a valid ZIP (few) fall back to city + state, or get no key at all.
+# A street line without its USPS street type ("7946 S ASHLAND AVE" -> "7946 S ASHLAND"): the
+# house number (and pre-directional) must be followed by at least one name word.
+_DIRECTIONAL_ABBR_ALT: Final = "|".join(sorted(set(_DIRECTIONAL_WORDS.values()), key=len, reverse=True))
+_STREET_TYPE_ALT: Final = "|".join(sorted(set(_suffix_table().values()), key=len, reverse=True))
+_TYPED_LINE_RE: Final = (
+    rf"^(\S+ (?:(?:{_DIRECTIONAL_ABBR_ALT}) )?\S.*?) (?:{_STREET_TYPE_ALT})((?: (?:{_DIRECTIONAL_ABBR_ALT}))?)$"
+)
+
+
+def _without_street_type(street: pa.Array) -> pa.Array:
+    return pc.replace_substring_regex(street, _TYPED_LINE_RE, r"\1\2")
+
+
+class AddressIdentity(NamedTuple):
+    """What identifies a property's address (Arrow arrays, one value per row).
+
+    ``std``: the standardized street line and unit, ``street|unit``; ``bare``: the same without
+    the street type (matched only when one side lacks it and the name is unambiguous);
+    ``city``: the normalized city; ``hash``: `addr_hash`, the SHA-256 of ``std|zip5`` when the
+    row has a ZIP, else of ``std|city|state``.
+    """
+
+    std: pa.Array
+    bare: pa.Array
+    city: pa.Array
+    hash: pa.Array
+
+
+def address_identity(line: AddressLine, unit: pa.Array, city: pa.Array, state: pa.Array,
+                     zip5: pa.Array) -> AddressIdentity:
+    """The identity columns of each row; `state` and `zip5` must already be normalized."""
+    unit_text = pc.fill_null(pc.coalesce(_unit(unit), line.unit), "")
+    std = pc.binary_join_element_wise(line.street, unit_text, "|")
+    bare = pc.binary_join_element_wise(_without_street_type(line.street), unit_text, "|")
+    city_norm = _city(city)
     zip_ok = pc.fill_null(pc.match_substring_regex(zip5, r"^\d{5}$"), False)
-    fallback = np.flatnonzero(~_mask(zip_ok) & _mask(pc.is_valid(street)))
-    if fallback.size == 0:
-        return key
-    rows = pa.array(fallback)
-    state_rows = state.take(rows)
-    state_ok = pc.fill_null(pc.is_in(state_rows, value_set=STATE_CODES_ARRAY), False)
-    by_city = pc.binary_join_element_wise(street.take(rows), unit_text.take(rows), _city(city.take(rows)), state_rows, "|")
-    return _scatter(key, fallback, pc.if_else(state_ok, by_city, _NULL_TEXT))
+    state_ok = pc.fill_null(pc.is_in(state, value_set=STATE_CODES_ARRAY), False)
+    by_zip = pc.if_else(zip_ok, pc.binary_join_element_wise(std, zip5, "|"), _NULL_TEXT)
+    by_city = pc.if_else(state_ok, pc.binary_join_element_wise(std, city_norm, state, "|"), _NULL_TEXT)
+    return AddressIdentity(std, bare, city_norm, _sha256_hex(pc.coalesce(by_zip, by_city)))
+
+
+def _address_keys(address: pa.Array, unit: pa.Array, city: pa.Array, state: pa.Array, zip5: pa.Array) -> pa.Array:
+    line = parse_address_line(address)
+    ident = address_identity(line, unit, city, state, zip5)
+    zip_ok = pc.fill_null(pc.match_substring_regex(zip5, r"^\d{5}$"), False)
+    state_ok = pc.fill_null(pc.is_in(state, value_set=STATE_CODES_ARRAY), False)
+    by_zip = pc.if_else(zip_ok, pc.binary_join_element_wise(ident.std, zip5, "|"), _NULL_TEXT)
+    by_city = pc.if_else(state_ok, pc.binary_join_element_wise(ident.std, ident.city, state, "|"), _NULL_TEXT)
+    return pc.coalesce(by_zip, by_city)
 
 
 def address_keys(address: Any, unit: Any, city: Any, state: Any, zip5: Any) -> pd.Series:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .parsing import Reject, read_upload
+from .parsing import ParsedChunk, Reject, read_upload
 
 STAGE = "staged_leads"
+COPY_DROPPED = "COPY ingest_dropped_values (upload_id, row_number, column_name, value, reason) FROM STDIN"
+BLANK_ROW_REASON = "blank row: every cell is empty; skipped"
 COPY_DLQ = "COPY pipeline_dlq (stage, source_ref, row_number, column_name, reason, payload, run_id) FROM STDIN"
 
 
@@ -20,6 +22,8 @@ class StageCounts:
     staged: int
     rejected: int
     dropped_values: int
+    blank_rows: int
+    ignored_headers: tuple[str, ...]
     encoding: str
     parse_seconds: float
     seconds: float
@@ -32,6 +36,7 @@ def clear_partition(conn: psycopg.Connection, upload_id: str) -> None:
         "DELETE FROM pipeline_dlq WHERE stage = %s AND source_ref = %s AND status = 'pending'",
         (STAGE, upload_id),
     )
+    conn.execute("DELETE FROM ingest_dropped_values WHERE upload_id = %s", (upload_id,))
 
 
 def analyze(conn: psycopg.Connection, table: str) -> None:
@@ -44,6 +49,17 @@ def write_rejects(conn: psycopg.Connection, upload_id: str, rejects: list[Reject
     with conn.cursor().copy(COPY_DLQ) as copy:
         for r in rejects:
             copy.write_row((STAGE, upload_id, r.row_number, r.column, r.reason, Jsonb(r.raw), run_id))
+
+
+def write_dropped(conn: psycopg.Connection, upload_id: str, chunk: ParsedChunk) -> None:
+    """Every value removed from a staged row, and every blank record skipped, with its reason."""
+    if not (chunk.dropped or chunk.blank_rows):
+        return
+    with conn.cursor().copy(COPY_DROPPED) as copy:
+        for d in chunk.dropped:
+            copy.write_row((upload_id, d.row_number, d.column, d.value, d.reason))
+        for row in chunk.blank_rows:
+            copy.write_row((upload_id, row, "*", None, BLANK_ROW_REASON))
 
 
 def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source: str,
@@ -64,6 +80,7 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
             copy.write(chunk.copy_csv)
         if chunk.rejects:
             write_rejects(conn, upload_id, chunk.rejects, run_id)
+        write_dropped(conn, upload_id, chunk)
         if log:
             log.info("staged %d rows so far (%d rejected)", parse.staged_rows, parse.rejected_rows)
     # fresh statistics, so the merge's joins against staging are planned for its real size
@@ -73,6 +90,8 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
         staged=parse.staged_rows,
         rejected=parse.rejected_rows,
         dropped_values=parse.dropped_values,
+        blank_rows=parse.blank_rows,
+        ignored_headers=parse.header_map.ignored,
         encoding=parse.encoding,
         parse_seconds=round(parse.seconds, 3),
         seconds=round(time.perf_counter() - started, 3),

@@ -65,11 +65,13 @@ def test_rows_linked_through_different_keys_form_one_group(admin_conn):
         {"addr_hash": h("a"), "mak": "1000000001"},  # links row 1 and row 2
     ])
     counts = merge_upload(admin_conn, up)
-    # sequential semantics: rows 1 and 2 are new leads; row 3 matches row 2's by MAK and row 1's
-    # hash belongs to another lead: a recorded conflict, not a crash
+    # sequential semantics: rows 1 and 2 are new leads; row 3 matches row 2's by MAK but its
+    # address is row 1's lead: a recorded conflict (both leads named), not a crash, not applied
     assert counts.inserted == 2 and counts.conflicts == 1
     assert admin_conn.execute("SELECT count(*) FROM leads").fetchone()[0] == 2
-    assert admin_conn.execute("SELECT key_name FROM lead_key_conflicts").fetchall() == [("addr_hash",)]
+    assert admin_conn.execute(
+        "SELECT key_name, matched_on, other_lead_id IS NOT NULL, row_number FROM lead_key_conflicts").fetchall() == [
+        ("address", "mak", True, 3)]
 
 
 def test_matches_existing_leads_by_priority(admin_conn):
