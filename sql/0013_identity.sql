@@ -14,7 +14,9 @@
 ALTER TABLE leads ADD COLUMN addr_std text, ADD COLUMN addr_bare text, ADD COLUMN addr_city text;
 ALTER TABLE leads_staging ADD COLUMN addr_std text, ADD COLUMN addr_bare text, ADD COLUMN addr_city text;
 
--- One index serves both the city match (equal std line, same city + state) and the bare match.
+-- The street line within a state (city match; a row without the street type of a lead's line) and
+-- the bare line (a row with a street type the lead's line lacks).
+CREATE INDEX leads_addr_std_idx ON leads (addr_std, property_state) WHERE addr_std IS NOT NULL AND NOT broker_created;
 CREATE INDEX leads_addr_bare_idx ON leads (addr_bare, property_state)
     WHERE addr_bare IS NOT NULL AND NOT broker_created;
 
@@ -54,7 +56,7 @@ BEGIN
     -- ZIP; the incoming line replaces it when the lead has none, or when it adds the street type
     -- the lead's line lacked. The caller re-derives addr_hash afterwards.
     IF cur.addr_std IS NOT NULL AND inc.addr_std IS NOT NULL
-       AND NOT (cur.addr_std = cur.addr_bare AND inc.addr_std <> inc.addr_bare AND inc.addr_bare = cur.addr_bare) THEN
+       AND NOT (inc.addr_bare = cur.addr_std AND inc.addr_std <> cur.addr_std) THEN
         m.property_address := cur.property_address;
         m.property_unit    := cur.property_unit;
     ELSE

@@ -88,14 +88,40 @@ def _key_owner_joins(alias: str) -> str:
         LEFT JOIN leads lh ON lh.addr_hash = {alias}.addr_hash AND NOT lh.broker_created"""
 
 
-# Two address identities describe the same property when they share the bare street line, do not
-# contradict on state, and are in the same ZIP, or in the same city + state with one side lacking
-# a ZIP; and their lines are equal or only one of them lacks the street type.
-SAME_PROPERTY = """
-    {j}.bare = {i}.bare
-    AND ({j}.st = {i}.st OR {j}.st IS NULL OR {i}.st IS NULL)
-    AND ({j}.zip = {i}.zip OR ({j}.city = {i}.city AND {j}.st = {i}.st AND ({j}.zip IS NULL OR {i}.zip IS NULL)))
-    AND ({j}.std = {i}.std OR ({j}.std = {j}.bare) <> ({i}.std = {i}.bare))"""
+# Where two address identities may be the same property: no contradicting state, and the same
+# ZIP, or the same city + state with one side lacking a ZIP.
+SAME_PLACE = """({c}.st = {p}.st OR {c}.st IS NULL OR {p}.st IS NULL)
+    AND ({c}.zip = {p}.zip OR ({c}.city = {p}.city AND {c}.st = {p}.st AND ({c}.zip IS NULL OR {p}.zip IS NULL)))"""
+
+
+def candidates_sql(p: str, c: str, extra: str = "TRUE") -> str:
+    """(p.key, c.h, kind) for every identity of table `c` that may be the property of a row of `p`.
+
+    kind `exact`: the same street line; `loose`: one line is the other without its street type
+    (7946 S ASHLAND = 7946 S ASHLAND AVE); `other`: the same name and number with another street
+    type (ASHLAND AVE vs ASHLAND ST) — never chosen, but it makes a loose match ambiguous.
+    """
+    place = SAME_PLACE.format(c="c", p="p")
+    return f"""
+        SELECT p.key, c.h, 'exact' AS kind FROM {p} p JOIN {c} c ON c.std = p.std WHERE {place} AND {extra}
+        UNION ALL
+        SELECT p.key, c.h, 'loose' FROM {p} p JOIN {c} c ON c.bare = p.std WHERE c.std <> p.std AND {place} AND {extra}
+        UNION ALL
+        SELECT p.key, c.h, 'loose' FROM {p} p JOIN {c} c ON c.std = p.bare WHERE c.std <> p.std AND {place} AND {extra}
+        UNION ALL
+        SELECT p.key, c.h, 'other' FROM {p} p JOIN {c} c ON c.bare = p.bare
+        WHERE c.std <> p.std AND c.std <> c.bare AND p.std <> p.bare AND {place} AND {extra}"""
+
+
+# One exact candidate wins; otherwise a single loose candidate with no competitor.
+CHOOSE = """
+    SELECT key, CASE WHEN count(DISTINCT h) FILTER (WHERE kind = 'exact') = 1
+                     THEN min(h) FILTER (WHERE kind = 'exact') ELSE min(h) END AS h
+    FROM ({candidates}) x
+    GROUP BY key
+    HAVING count(DISTINCT h) FILTER (WHERE kind = 'exact') = 1
+        OR (count(DISTINCT h) FILTER (WHERE kind = 'exact') = 0 AND count(DISTINCT h) = 1
+            AND bool_and(kind = 'loose'))"""
 
 
 def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
@@ -110,7 +136,7 @@ def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
     """
     conn.execute(
         """CREATE TEMP TABLE addr_pending ON COMMIT DROP AS
-           SELECT s.row_number AS rn, s.addr_hash AS h, s.addr_std AS std, s.addr_bare AS bare,
+           SELECT s.row_number AS key, s.addr_hash AS h, s.addr_std AS std, s.addr_bare AS bare,
                   s.addr_city AS city, s.property_state AS st, s.property_zip AS zip
            FROM leads_staging s
            WHERE s.upload_id = %(u)s AND s.addr_bare IS NOT NULL AND s.addr_hash IS NOT NULL
@@ -119,46 +145,39 @@ def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
                              WHERE ls.upload_id = s.upload_id AND ls.row_number = s.row_number)""",
         {"u": upload_id},
     )
-    # 1. against existing leads: an equal line wins; a bare match only when it is the only candidate
+    # 1. against existing leads
     conn.execute(
-        f"""CREATE TEMP TABLE addr_alias ON COMMIT DROP AS
-            SELECT p.rn, CASE WHEN count(*) FILTER (WHERE c.std = p.std) = 1
-                              THEN min(c.h) FILTER (WHERE c.std = p.std) ELSE min(c.h) END AS h
-            FROM addr_pending p
-            JOIN (SELECT addr_hash AS h, addr_std AS std, addr_bare AS bare, addr_city AS city,
-                         property_state AS st, property_zip AS zip
-                  FROM leads WHERE addr_bare IS NOT NULL AND addr_hash IS NOT NULL AND NOT broker_created) c
-              ON {SAME_PROPERTY.format(i='p', j='c')}
-            GROUP BY p.rn
-            HAVING count(*) FILTER (WHERE c.std = p.std) = 1 OR count(*) = 1"""
+        """CREATE TEMP VIEW addr_leads AS
+           SELECT addr_hash AS h, addr_std AS std, addr_bare AS bare, addr_city AS city,
+                  property_state AS st, property_zip AS zip
+           FROM leads WHERE addr_bare IS NOT NULL AND addr_hash IS NOT NULL AND NOT broker_created"""
     )
+    conn.execute(f"CREATE TEMP TABLE addr_alias ON COMMIT DROP AS {CHOOSE.format(candidates=candidates_sql('addr_pending', 'addr_leads'))}")
     # 2. inside the upload, among rows still unmatched: rank = has ZIP (2) + has street type (1)
     conn.execute(
         """CREATE TEMP TABLE addr_ids ON COMMIT DROP AS
-           SELECT DISTINCT h, std, bare, city, st, zip,
+           SELECT DISTINCT h AS key, h, std, bare, city, st, zip,
                   (zip IS NOT NULL)::int * 2 + (std <> bare)::int AS rank
-           FROM addr_pending p WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.rn = p.rn)"""
+           FROM addr_pending p WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.key = p.key)"""
     )
-    conn.execute(
-        f"""CREATE TEMP TABLE addr_map ON COMMIT DROP AS
-            SELECT i.h, min(j.h) AS to_h
-            FROM addr_ids i JOIN addr_ids j ON j.h <> i.h AND j.rank > i.rank AND {SAME_PROPERTY.format(i='i', j='j')}
-            GROUP BY i.h HAVING count(DISTINCT j.h) = 1"""
-    )
+    conn.execute("ANALYZE addr_ids")
+    in_batch = candidates_sql("addr_ids", "addr_ids", "c.h <> p.h AND c.rank > p.rank")
+    conn.execute(f"CREATE TEMP TABLE addr_map ON COMMIT DROP AS {CHOOSE.format(candidates=in_batch)}")
     for _ in range(3):  # follow chains (no ZIP, no type -> ZIP, no type -> ZIP and type)
-        if not conn.execute("""UPDATE addr_map m SET to_h = n.to_h FROM addr_map n
-                               WHERE m.to_h = n.h AND m.to_h <> n.to_h""").rowcount:
+        if not conn.execute("""UPDATE addr_map m SET h = n.h FROM addr_map n
+                               WHERE m.h = n.key AND m.h <> n.h""").rowcount:
             break
     conn.execute(
-        """INSERT INTO addr_alias (rn, h)
-           SELECT p.rn, m.to_h FROM addr_pending p JOIN addr_map m ON m.h = p.h
-           WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.rn = p.rn)"""
+        """INSERT INTO addr_alias (key, h)
+           SELECT p.key, m.h FROM addr_pending p JOIN addr_map m ON m.key = p.h
+           WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.key = p.key)"""
     )
     changed = conn.execute(
         """UPDATE leads_staging s SET addr_hash = a.h FROM addr_alias a
-           WHERE s.upload_id = %s AND s.row_number = a.rn AND s.addr_hash IS DISTINCT FROM a.h""",
+           WHERE s.upload_id = %s AND s.row_number = a.key AND s.addr_hash IS DISTINCT FROM a.h""",
         (upload_id,),
     ).rowcount
+    conn.execute("DROP VIEW addr_leads")
     conn.execute("DROP TABLE addr_pending, addr_alias, addr_ids, addr_map")
     return changed
 

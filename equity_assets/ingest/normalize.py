@@ -944,7 +944,7 @@ def _cut_unit(folded: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 def _needs_usaddress(folded: pa.Array, street: pa.Array) -> np.ndarray:
     """Rows the fast path should not trust: a whole "street city ST 06418" line, or no house number."""
-    inline_zip = pc.match_substring_regex(folded, r" [A-Z]{2} \d{5}(?: \d{4})?$")
+    inline_zip = pc.match_substring_regex(folded, r" [A-Z]{2} \d{3,5}(?: \d{4})?$")
     numbered = pc.match_substring_regex(street, r"^\p{N}")
     return _mask(pc.is_valid(street)) & (~_mask(numbered) | _mask(inline_zip))
 
