@@ -207,6 +207,25 @@ def cmd_trace_upload(args: argparse.Namespace) -> int:
     return 0 if rows else 1
 
 
+def cmd_leads_candidates(args: argparse.Namespace) -> int:
+    from .ingest.candidates import list_candidates
+
+    with _postgres().connection() as conn:
+        rows = list_candidates(conn, None if args.status == "all" else args.status, args.limit)
+    _print(rows, args.json)
+    return 0
+
+
+def cmd_leads_merge(args: argparse.Namespace) -> int:
+    from .ingest.candidates import merge_leads
+
+    by = args.by or os.environ.get("USER") or ""
+    with _postgres().connection() as conn:
+        outcome = merge_leads(conn, args.keep, args.other, by)
+    _print(outcome, args.json)
+    return 0 if outcome["merged"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     trace_up.add_argument("--row", type=int, help="only this data row (1-based)")
     trace_up.add_argument("--json", action="store_true", help="JSON lines")
     trace_up.set_defaults(func=cmd_trace_upload)
+
+    leads = sub.add_parser("leads", help="review probable duplicates and merge leads by hand")
+    leadsub = leads.add_subparsers(dest="leads_command", required=True)
+    cands = leadsub.add_parser("candidates", help="probable duplicate pairs the exact keys did not merge")
+    cands.add_argument("--status", default="open", choices=["open", "merged", "dismissed", "all"])
+    cands.add_argument("--limit", type=int, default=200)
+    cands.add_argument("--json", action="store_true", help="one line of JSON")
+    cands.set_defaults(func=cmd_leads_candidates)
+    merge = leadsub.add_parser("merge", help="fold lead OTHER into lead KEEP with the pipeline's merge rules")
+    merge.add_argument("keep")
+    merge.add_argument("other")
+    merge.add_argument("--by", help="who decided (default: $USER); recorded with the merge")
+    merge.add_argument("--json", action="store_true", help="one line of JSON")
+    merge.set_defaults(func=cmd_leads_merge)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
     bench.add_argument("bench", choices=["ingest", "verify", "campaign"])

@@ -258,8 +258,8 @@ ALTER TABLE ingest_dropped_values FORCE ROW LEVEL SECURITY;
 -- ------------------------------------------------------------------------------------------
 CREATE TABLE lead_duplicate_candidates (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    lead_id       uuid NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
-    other_lead_id uuid NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    lead_id       uuid NOT NULL,   -- no foreign keys: the decision outlives a lead folded away
+    other_lead_id uuid NOT NULL,
     score         numeric(5, 2) NOT NULL,
     reason        text NOT NULL,
     status        text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'merged', 'dismissed')),

@@ -6,6 +6,7 @@ import dagster as dg
 
 from ..db.resources import PostgresResource
 from ..observe.events import DeadLetter, record_event, send_to_dlq
+from .candidates import find_duplicate_candidates
 from .columns import UploadFormatError
 from .merge import merge_upload
 from .partitions import uploads_partitions
@@ -179,3 +180,24 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
             "duration_s": round(time.perf_counter() - started, 3),
         }
     )
+
+
+@dg.asset(
+    partitions_def=uploads_partitions,
+    deps=[deduped_leads],
+    group_name="ingest",
+    kinds={"python", "postgres"},
+    owners=["team:data-platform"],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def lead_duplicate_candidates(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+    """Probable duplicates among the leads this upload touched that the exact keys did not merge
+    (same state, house number, unit and ZIP or city; similar street names by rapidfuzz), listed in
+    `lead_duplicate_candidates` with a score and the reason for a person to review — never merged
+    automatically. `equity leads candidates` lists them, `equity leads merge A B` settles one."""
+    started = time.perf_counter()
+    with postgres.connection() as conn:
+        found = find_duplicate_candidates(conn, context.partition_key)
+        open_pairs = conn.execute("SELECT count(*) FROM lead_duplicate_candidates WHERE status = 'open'").fetchone()[0]
+    return dg.MaterializeResult(metadata={"new_candidates": found, "open_candidates": open_pairs,
+                                          "duration_s": round(time.perf_counter() - started, 3)})

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from .assets import deduped_leads, staged_leads
+from .assets import deduped_leads, lead_duplicate_candidates, staged_leads
 from .checks import lead_address_matches_keys, no_duplicate_lead_keys, staged_rows_accounted_for
 from .sensors import ingest_upload_job, upload_sensor
 
 defs = dg.Definitions(
-    assets=[staged_leads, deduped_leads],
+    assets=[staged_leads, deduped_leads, lead_duplicate_candidates],
     asset_checks=[no_duplicate_lead_keys, staged_rows_accounted_for, lead_address_matches_keys],
     jobs=[ingest_upload_job],
     sensors=[upload_sensor],

@@ -28,8 +28,9 @@ def register_file(conn, path: Path, source: str) -> str:
 
 
 def ingest_file(postgres: PostgresResource, path: str | Path, source: str = "propstream") -> dict[str, Any]:
-    """Record an upload for `path` and run `staged_leads` + `deduped_leads` for it in-process."""
-    from .assets import deduped_leads, staged_leads
+    """Record an upload for `path` and run `staged_leads` + `deduped_leads` (and the probable
+    duplicate listing) for it in-process."""
+    from .assets import deduped_leads, lead_duplicate_candidates, staged_leads
     from .partitions import uploads_partitions
 
     path = Path(path)
@@ -39,7 +40,7 @@ def ingest_file(postgres: PostgresResource, path: str | Path, source: str = "pro
         upload_id = register_file(conn, path, source)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
-    result = dg.materialize([staged_leads, deduped_leads], partition_key=upload_id, instance=instance,
+    result = dg.materialize([staged_leads, deduped_leads, lead_duplicate_candidates], partition_key=upload_id, instance=instance,
                             resources={"postgres": postgres}, raise_on_error=False)
     summary: dict[str, Any] = {"upload_id": upload_id, "success": result.success}
     if not result.success:
@@ -56,6 +57,7 @@ def ingest_file(postgres: PostgresResource, path: str | Path, source: str = "pro
         "leads_inserted": merged["inserted"], "leads_updated": merged["updated"],
         "unchanged": merged["unchanged"], "merged_in_batch": merged["merged_in_batch"],
         "key_conflicts": merged["conflicts"], "address_variants_resolved": merged["address_variants_resolved"],
+        "duplicate_candidates": _metadata(result, "lead_duplicate_candidates")["new_candidates"],
         "checks_passed": all(checks.values()), "seconds": round(staged["duration_s"] + merged["duration_s"], 3),
     })
     return summary

@@ -174,3 +174,28 @@ def test_labelled_variant_set_scores(postgres, tmp_path):
     assert scores["true_pairs"] > 300
     assert scores["precision"] >= 0.995 and scores["recall"] >= 0.97, scores
     assert keys_agree(postgres) == 0
+
+
+def test_probable_duplicates_listed_never_merged_then_merged_by_hand(postgres, tmp_path, capsys, monkeypatch):
+    ingest(postgres, tmp_path, "a.csv", ["7946 S Ashland Ave,,Chicago,IL,60620,,,Ann,Lee",
+                                         "7950 S Ashland Ave,,Chicago,IL,60620,,,,"])  # a neighbour
+    second = ingest(postgres, tmp_path, "b.csv", ["7946 S Ashlnd Ave,,Chicago,IL,60620,,,,",  # a typo
+                                                  "7946 S Halsted St,,Chicago,IL,60620,,,,"])  # another street
+    assert second["leads_inserted"] == 2 and second["duplicate_candidates"] == 1
+    assert len(leads(postgres)) == 4  # nothing merged on a guess
+    monkeypatch.setenv("EQUITY_DATABASE_URL", postgres.resolved_dsn())
+    assert main(["leads", "candidates", "--json"]) == 0
+    [pair] = json.loads(capsys.readouterr().out)
+    assert pair["score"] >= 85 and "ASHLND" in pair["reason"] and pair["status"] == "open"
+    assert main(["leads", "merge", pair["lead_id"], pair["other_lead_id"], "--by", "dana", "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["merged"] and outcome["merged_by"] == "dana"
+    assert len(leads(postgres)) == 3
+    with postgres.connection() as conn:
+        assert conn.execute("SELECT merged_by, merged_id::text FROM lead_manual_merges").fetchone() == (
+            "dana", outcome["merged_id"])
+        assert conn.execute("SELECT status, decided_by FROM lead_duplicate_candidates").fetchone() == ("merged", "dana")
+        # lineage of the folded lead's row now points at the survivor
+        assert conn.execute("SELECT count(DISTINCT lead_id) FROM lead_sources WHERE lead_id::text = %s",
+                            (outcome["kept_id"],)).fetchone()[0] == 1
+    assert keys_agree(postgres) == 0
