@@ -154,14 +154,26 @@ def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
     )
     conn.execute(f"CREATE TEMP TABLE addr_alias ON COMMIT DROP AS {CHOOSE.format(candidates=candidates_sql('addr_pending', 'addr_leads'))}")
     # 2. inside the upload, among rows still unmatched: rank = has ZIP (2) + has street type (1)
+    # Only incomplete identities (usually few) look for a partner, among the identities that share
+    # a line with one of them: no pass over every pair of a million rows.
+    conn.execute(
+        """CREATE TEMP TABLE addr_todo ON COMMIT DROP AS
+           SELECT DISTINCT h AS key, h, std, bare, city, st, zip,
+                  (zip IS NOT NULL)::int * 2 + (std <> bare)::int AS rank
+           FROM addr_pending p
+           WHERE (zip IS NULL OR std = bare) AND NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.key = p.key)"""
+    )
     conn.execute(
         """CREATE TEMP TABLE addr_ids ON COMMIT DROP AS
            SELECT DISTINCT h AS key, h, std, bare, city, st, zip,
                   (zip IS NOT NULL)::int * 2 + (std <> bare)::int AS rank
-           FROM addr_pending p WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.key = p.key)"""
+           FROM addr_pending p
+           WHERE NOT EXISTS (SELECT 1 FROM addr_alias a WHERE a.key = p.key)
+             AND (std IN (SELECT std FROM addr_todo UNION SELECT bare FROM addr_todo)
+                  OR bare IN (SELECT std FROM addr_todo UNION SELECT bare FROM addr_todo))"""
     )
     conn.execute("ANALYZE addr_ids")
-    in_batch = candidates_sql("addr_ids", "addr_ids", "c.h <> p.h AND c.rank > p.rank")
+    in_batch = candidates_sql("addr_todo", "addr_ids", "c.h <> p.h AND c.rank > p.rank")
     conn.execute(f"CREATE TEMP TABLE addr_map ON COMMIT DROP AS {CHOOSE.format(candidates=in_batch)}")
     for _ in range(3):  # follow chains (no ZIP, no type -> ZIP, no type -> ZIP and type)
         if not conn.execute("""UPDATE addr_map m SET h = n.h FROM addr_map n
@@ -178,7 +190,7 @@ def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
         (upload_id,),
     ).rowcount
     conn.execute("DROP VIEW addr_leads")
-    conn.execute("DROP TABLE addr_pending, addr_alias, addr_ids, addr_map")
+    conn.execute("DROP TABLE addr_pending, addr_alias, addr_todo, addr_ids, addr_map")
     return changed
 
 
