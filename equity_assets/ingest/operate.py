@@ -67,6 +67,8 @@ def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
 
 
+MERGE_REASON = {"new": "became a new lead", "in_batch": "the same property as an earlier row of this file",
+                "addr_hash": "matched an existing lead by its address"}
 MATCHED_KEY = {"mak": "mak", "apn": "apn", "addr_hash": "address", "in_batch": "in_batch", "new": "new"}
 
 TRACE_SQL = """
@@ -112,7 +114,7 @@ def trace_upload(conn, upload_id: str, row: int | None = None) -> list[dict[str,
             entry.update(status="conflict", reason=f"matched by {conflict}, but the address is "
                                                    "another property's: recorded in lead_key_conflicts, not applied")
         else:
-            entry.update(status="merged", reason="new lead" if matched_on == "new" else f"matched by {entry['matched_key']}")
+            entry.update(status="merged", reason=MERGE_REASON.get(matched_on, f"matched by {entry['matched_key']}"))
         if dropped and not skipped:
             entry["dropped_values"] = dropped
         out.append(entry)
