@@ -41,10 +41,12 @@ class MergeCounts:
     rounds: int
     address_variants_resolved: int
     leads_rekeyed: int
+    steps: dict[str, float]
     seconds: float
 
     def as_metadata(self) -> dict[str, int | float]:
-        return {k: v for k, v in self.__dict__.items()}
+        flat = {k: v for k, v in self.__dict__.items() if k != "steps"}
+        return {**flat, **self.steps}
 
 
 def catalog(conn: psycopg.Connection) -> tuple[list[tuple[str, str]], list[str]]:
@@ -439,9 +441,21 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
     started = time.perf_counter()
     conn.execute("LOCK TABLE leads IN SHARE ROW EXCLUSIVE MODE")
     leads, ingest = catalog(conn)
+    steps: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name] = round(steps.get(name, 0.0) + now - mark, 3)
+        mark = now
+
     rekeyed_rows = resolve_address_identity(conn, upload_id)
+    lap("resolve_addresses_s")
     staged = build_work_table(conn, upload_id)
+    lap("match_keys_s")
     rounds = group_linked_rows(conn) if staged else 0
+    lap("group_s")
     totals = {"inserted": 0, "updated": 0, "conflicts": 0, "unchanged": 0}
     in_batch = 0
     for r in range(1, rounds + 1):
@@ -450,8 +464,10 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
             totals[k] += counts[k]
         if r > 1:
             in_batch += counts["rows"]
+    lap("apply_s")
     in_batch += conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
     rekeyed_leads = rekey_touched_leads(conn, upload_id)
+    lap("rekey_s")
     conn.execute("DROP TABLE IF EXISTS merge_rows, linked, folded_groups")
     return MergeCounts(
         staged=staged,
@@ -463,5 +479,6 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
         rounds=rounds,
         address_variants_resolved=rekeyed_rows,
         leads_rekeyed=rekeyed_leads,
+        steps=steps,
         seconds=round(time.perf_counter() - started, 3),
     )
