@@ -26,10 +26,14 @@ Rejects vs. dropped values
     ``alt_phones``, the record of what is known): callers must never dial a number listed there.
     Mailing ZIPs and states are cleaned the same way but not validated: owners abroad are leads.
 
-Address hash (`addr_hash`)
-    ``addr_hash = sha256_hex(street + "|" + unit + "|" + zip5)`` when the row has a valid 5-digit
-    ZIP, else ``sha256_hex(street + "|" + unit + "|" + city + "|" + state)`` when it has city and
-    a valid state; NULL otherwise. UTF-8 bytes, lower-case hex. The parts are:
+Address identity (`address_identity`) and hash (`addr_hash`)
+    ``addr_std = street + "|" + unit`` (stored with each lead), ``addr_bare`` = the same without
+    the street type, ``addr_city`` = the normalized city.
+    ``addr_hash = sha256_hex(addr_std + "|" + zip5)`` when the row has a valid 5-digit ZIP, else
+    ``sha256_hex(addr_std + "|" + city + "|" + state)`` when it has city and a valid state; NULL
+    otherwise (the SQL function `lead_address_hash` computes the same). UTF-8 bytes, lower-case
+    hex. A whole "street, city, ST ZIP" in the address cell is split by usaddress and its city,
+    state and ZIP fill the row's empty locality cells. The parts are:
 
     * ``street``: the address line, Unicode-decomposed with combining marks removed (Peña → PENA),
       upper-cased; ``.`` ``'`` ``’`` deleted; ``#`` spaced out; every other run of characters
@@ -307,22 +311,20 @@ def _unrepairable_short_zips(raw: pa.Array, zips: pa.Array, states: pa.Array) ->
     return bad
 
 
-def normalize_zip(values: Any, states: Any = None) -> pd.Series:
+def normalize_zip(values: Any) -> pd.Series:
     """Repair ZIPs to 5 digits: restore leading zeros Excel dropped (6418 -> 06418) and cut ZIP+4.
 
     Accepts 3-5 digits, optionally followed by a 4-digit extension with or without a dash (or a
     trailing ".0" from a spreadsheet float). Anything else is kept trimmed for the schema to
-    reject with the offending value. With `states` (normalized codes), zeros are restored only
-    for states whose ZIPs begin with 0 and with a prefix they use; other short ZIPs become NA
-    (see `repair_zip`, which also says which rows lost their ZIP).
+    reject with the offending value. Blind to the state: uploads go through `repair_zip`.
     """
-    if states is None:
-        return to_series(_zip(to_arrow(values)))
-    return repair_zip(values, states).values
+    return to_series(_zip(to_arrow(values)))
 
 
 def repair_zip(values: Any, states: Any) -> Parsed:
-    """`normalize_zip` per state: (ZIPs, rows whose short ZIP could not be repaired -> NA)."""
+    """`normalize_zip` per state: zeros are restored only for states whose ZIPs begin with 0 and
+    only to a prefix they use; other short ZIPs become NA. Returns (ZIPs, rows whose ZIP was
+    dropped)."""
     raw = to_arrow(values)
     zips = _zip(raw)
     bad = _unrepairable_short_zips(raw, zips, to_arrow(states))
@@ -1038,21 +1040,21 @@ def address_identity(line: AddressLine, unit: pa.Array, city: pa.Array, state: p
     std = pc.binary_join_element_wise(line.street, unit_text, "|")
     bare = pc.binary_join_element_wise(_without_street_type(line.street), unit_text, "|")
     city_norm = _city(city)
+    return AddressIdentity(std, bare, city_norm, _sha256_hex(_identity_key(std, city_norm, state, zip5)))
+
+
+def _identity_key(std: pa.Array, city: pa.Array, state: pa.Array, zip5: pa.Array) -> pa.Array:
+    """``std|zip5`` with a valid ZIP, else ``std|city|state`` with a valid state, else NULL."""
     zip_ok = pc.fill_null(pc.match_substring_regex(zip5, r"^\d{5}$"), False)
     state_ok = pc.fill_null(pc.is_in(state, value_set=STATE_CODES_ARRAY), False)
     by_zip = pc.if_else(zip_ok, pc.binary_join_element_wise(std, zip5, "|"), _NULL_TEXT)
-    by_city = pc.if_else(state_ok, pc.binary_join_element_wise(std, city_norm, state, "|"), _NULL_TEXT)
-    return AddressIdentity(std, bare, city_norm, _sha256_hex(pc.coalesce(by_zip, by_city)))
+    by_city = pc.if_else(state_ok, pc.binary_join_element_wise(std, city, state, "|"), _NULL_TEXT)
+    return pc.coalesce(by_zip, by_city)
 
 
 def _address_keys(address: pa.Array, unit: pa.Array, city: pa.Array, state: pa.Array, zip5: pa.Array) -> pa.Array:
-    line = parse_address_line(address)
-    ident = address_identity(line, unit, city, state, zip5)
-    zip_ok = pc.fill_null(pc.match_substring_regex(zip5, r"^\d{5}$"), False)
-    state_ok = pc.fill_null(pc.is_in(state, value_set=STATE_CODES_ARRAY), False)
-    by_zip = pc.if_else(zip_ok, pc.binary_join_element_wise(ident.std, zip5, "|"), _NULL_TEXT)
-    by_city = pc.if_else(state_ok, pc.binary_join_element_wise(ident.std, ident.city, state, "|"), _NULL_TEXT)
-    return pc.coalesce(by_zip, by_city)
+    ident = address_identity(parse_address_line(address), unit, city, state, zip5)
+    return _identity_key(ident.std, ident.city, state, zip5)
 
 
 def address_keys(address: Any, unit: Any, city: Any, state: Any, zip5: Any) -> pd.Series:
