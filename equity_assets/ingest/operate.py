@@ -29,8 +29,10 @@ def register_file(conn, path: Path, source: str) -> str:
 
 def ingest_file(postgres: PostgresResource, path: str | Path, source: str = "propstream") -> dict[str, Any]:
     """Record an upload for `path` and run `staged_leads` + `deduped_leads` (and the probable
-    duplicate listing) for it in-process."""
+    duplicate listing) for it in-process, with the asset checks the upload job runs (a blocking
+    one that fails stops the assets after it, as in Dagster)."""
     from .assets import deduped_leads, lead_duplicate_candidates, staged_leads
+    from .definitions import defs
     from .partitions import uploads_partitions
 
     path = Path(path)
@@ -40,16 +42,18 @@ def ingest_file(postgres: PostgresResource, path: str | Path, source: str = "pro
         upload_id = register_file(conn, path, source)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
-    result = dg.materialize([staged_leads, deduped_leads, lead_duplicate_candidates], partition_key=upload_id, instance=instance,
-                            resources={"postgres": postgres}, raise_on_error=False)
+    result = dg.materialize([staged_leads, deduped_leads, lead_duplicate_candidates, *defs.asset_checks],
+                            partition_key=upload_id, instance=instance, resources={"postgres": postgres},
+                            raise_on_error=False)
     summary: dict[str, Any] = {"upload_id": upload_id, "success": result.success}
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     if not result.success:
         with postgres.connection() as conn:
             summary["error"] = conn.execute("SELECT error FROM uploads WHERE id = %s", (upload_id,)).fetchone()[0]
+        summary["failed_checks"] = sorted(name for name, passed in checks.items() if not passed)
         return summary
     staged = _metadata(result, "staged_leads")
     merged = _metadata(result, "deduped_leads")
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     summary.update({
         "file_rows": staged["file_rows"], "staged": staged["staged_rows"], "rejected": staged["rejected_rows"],
         "blank_rows_skipped": staged["blank_rows_skipped"], "dropped_values": staged["dropped_values"],
@@ -58,7 +62,8 @@ def ingest_file(postgres: PostgresResource, path: str | Path, source: str = "pro
         "unchanged": merged["unchanged"], "merged_in_batch": merged["merged_in_batch"],
         "key_conflicts": merged["conflicts"], "address_variants_resolved": merged["address_variants_resolved"],
         "duplicate_candidates": _metadata(result, "lead_duplicate_candidates")["new_candidates"],
-        "checks_passed": all(checks.values()), "seconds": round(staged["duration_s"] + merged["duration_s"], 3),
+        "checks": checks, "checks_passed": all(checks.values()),
+        "seconds": round(staged["duration_s"] + merged["duration_s"], 3),
     })
     return summary
 

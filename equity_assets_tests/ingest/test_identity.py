@@ -35,6 +35,10 @@ def test_zip_present_then_absent_is_one_lead(postgres, tmp_path):
     assert second["leads_inserted"] == 0 and second["address_variants_resolved"] == 1
     assert leads(postgres) == [("7946 S Ashland Ave", "Chicago", "60620", "Ann")]
     assert keys_agree(postgres) == 0
+    # `equity ingest` runs the checks the upload job runs, the blocking read-backs included
+    assert second["checks"] == {"staged_rows_add_up": True, "staged_rows_match_schema": True,
+                                "no_duplicate_lead_keys": True, "staged_rows_accounted_for": True,
+                                "upload_leads_match_schema": True, "lead_address_matches_keys": True}
 
 
 def test_zip_absent_then_present_is_one_lead_rekeyed_to_the_zip(postgres, tmp_path):
