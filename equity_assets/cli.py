@@ -273,10 +273,9 @@ def cmd_brokers(args: argparse.Namespace) -> int:
     """Broker accounts: add, set a password (from stdin), list, or mint an API token."""
     import getpass
 
-    from .db.resources import PostgresResource
     from .gateway.portal import accounts, identity
 
-    postgres = PostgresResource(application_name="equity_cli")
+    postgres = _postgres()
     try:
         with postgres.connection() as conn:
             if args.brokers_command == "add":
@@ -314,6 +313,56 @@ def cmd_voice_window(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres():
+    from .db.resources import PostgresResource
+
+    return PostgresResource(application_name="equity_cli")
+
+
+def _print(value, as_json: bool) -> None:
+    print(json.dumps(value, default=str, indent=None if as_json else 2))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest.operate import ingest_file
+
+    summary = ingest_file(_postgres(), args.file, source=args.source)
+    _print(summary, args.json)
+    return 0 if summary["success"] else 1
+
+
+def cmd_trace_upload(args: argparse.Namespace) -> int:
+    from .ingest.operate import trace_upload
+
+    with _postgres().connection() as conn:
+        rows = trace_upload(conn, args.upload_id, args.row)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, default=str))
+    else:
+        _print(rows, False)
+    return 0 if rows else 1
+
+
+def cmd_leads_candidates(args: argparse.Namespace) -> int:
+    from .ingest.candidates import list_candidates
+
+    with _postgres().connection() as conn:
+        rows = list_candidates(conn, None if args.status == "all" else args.status, args.limit)
+    _print(rows, args.json)
+    return 0
+
+
+def cmd_leads_merge(args: argparse.Namespace) -> int:
+    from .ingest.candidates import merge_leads
+
+    by = args.by or os.environ.get("USER") or ""
+    with _postgres().connection() as conn:
+        outcome = merge_leads(conn, args.keep, args.other, by)
+    _print(outcome, args.json)
+    return 0 if outcome["merged"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -349,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--source", default="propstream")
     upload.set_defaults(func=cmd_upload)
 
-    sandbox = sub.add_parser("sandbox", help="local simulators of Melissa, BatchData and Instantly")
+    sandbox = sub.add_parser("sandbox", help="local simulators of Melissa, BatchData, Instantly and VAPI")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8090)
     sandbox.set_defaults(func=cmd_sandbox)
@@ -383,6 +432,34 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--at", required=True, help="ISO 8601 moment with a UTC offset, e.g. 2026-07-01T14:00:00Z")
     window.add_argument("--json", action="store_true", help="one line of JSON")
     window.set_defaults(func=cmd_voice_window)
+
+    ingest = sub.add_parser("ingest", help="ingest one CSV in-process (no gateway): stage, merge, print the counts")
+    ingest.add_argument("file")
+    ingest.add_argument("--source", default="propstream")
+    ingest.add_argument("--json", action="store_true", help="one line of JSON")
+    ingest.set_defaults(func=cmd_ingest)
+
+    trace = sub.add_parser("trace", help="follow source rows to the leads they became")
+    tracesub = trace.add_subparsers(dest="trace_command", required=True)
+    trace_up = tracesub.add_parser("upload", help="one JSON object per row of an upload")
+    trace_up.add_argument("upload_id")
+    trace_up.add_argument("--row", type=int, help="only this data row (1-based)")
+    trace_up.add_argument("--json", action="store_true", help="JSON lines")
+    trace_up.set_defaults(func=cmd_trace_upload)
+
+    leads = sub.add_parser("leads", help="review probable duplicates and merge leads by hand")
+    leadsub = leads.add_subparsers(dest="leads_command", required=True)
+    cands = leadsub.add_parser("candidates", help="probable duplicate pairs the exact keys did not merge")
+    cands.add_argument("--status", default="open", choices=["open", "merged", "dismissed", "all"])
+    cands.add_argument("--limit", type=int, default=200)
+    cands.add_argument("--json", action="store_true", help="one line of JSON")
+    cands.set_defaults(func=cmd_leads_candidates)
+    merge = leadsub.add_parser("merge", help="fold lead OTHER into lead KEEP with the pipeline's merge rules")
+    merge.add_argument("keep")
+    merge.add_argument("other")
+    merge.add_argument("--by", help="who decided (default: $USER); recorded with the merge")
+    merge.add_argument("--json", action="store_true", help="one line of JSON")
+    merge.set_defaults(func=cmd_leads_merge)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
     bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice"])

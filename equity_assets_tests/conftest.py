@@ -31,6 +31,7 @@ DATA_TABLES = (
     "billing_events", "invoices", "calls", "lead_number_assignments", "broker_phone_numbers",
     "email_replies", "webhook_events", "campaign_sends", "lead_consent_audit", "consent_tokens",
     "suppression_list", "pipeline_events", "pipeline_dlq", "lead_key_conflicts", "lead_sources",
+    "ingest_dropped_values", "lead_duplicate_candidates", "lead_manual_merges",
     "leads_staging", "leads", "ingest_replay_guard", "uploads", "brokers", "gateway_rate_limits",
 )
 

@@ -1,11 +1,10 @@
-"""Address lines, units and cities in USPS form, and the address hash (`addr_hash`).
+"""Address lines, units and cities in USPS form; the locality a one-cell address carries.
 
 The normalization policy is described in :mod:`equity_assets.ingest.normalize`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -23,7 +22,6 @@ from equity_assets.ingest.columnar import (
     to_arrow,
     to_series,
 )
-from equity_assets.ingest.text import STATE_CODES_ARRAY
 
 # --- addresses ----------------------------------------------------------------------------------
 # USPS Publication 28, appendix C1: standard suffix abbreviation, then the spellings it replaces.
@@ -178,20 +176,33 @@ class StreetParts(NamedTuple):
     unit: pd.Series
 
 
+class AddressLine(NamedTuple):
+    """An address cell read as parts (Arrow arrays): the normalized street line, the unit cut
+    from it, and the locality (city, state, ZIP) when the cell carried a whole address."""
+
+    street: pa.Array
+    unit: pa.Array
+    city: pa.Array
+    state: pa.Array
+    zip: pa.Array
+
+
 def normalize_street(values: Any) -> StreetParts:
-    """Normalize address lines for matching (see "Address hash" in the module docstring)."""
-    street, unit = _street_parts(to_arrow(values))
-    return StreetParts(to_series(street), to_series(unit))
+    """Normalize address lines for matching (see "Address identity" in the module docstring)."""
+    line = parse_address_line(to_arrow(values))
+    return StreetParts(to_series(line.street), to_series(line.unit))
 
 
-def _street_parts(raw: pa.Array) -> tuple[pa.Array, pa.Array]:
+def parse_address_line(raw: pa.Array) -> AddressLine:
     """Arrow core of `normalize_street`: fast path for every row, usaddress for the odd ones."""
     folded = _fold(raw)
     street, unit = _cut_unit(folded)
     odd = _needs_usaddress(folded, street)
+    nulls = pa.nulls(len(raw), pa.string())
+    city = state = zip5 = nulls
     if odd.any():
-        street, unit = _reparse_with_usaddress(raw, odd, street, unit)
-    return _map_tokens(street), unit
+        street, unit, city, state, zip5 = _reparse_with_usaddress(raw, odd, street, unit)
+    return AddressLine(_map_tokens(street), unit, city, state, zip5)
 
 
 def _cut_unit(folded: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -218,8 +229,8 @@ def _cut_unit(folded: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _needs_usaddress(folded: pa.Array, street: pa.Array) -> np.ndarray:
-    """Rows the fast path should not trust: a whole "street, city, ST 06418" line, or no house number."""
-    inline_zip = pc.match_substring_regex(folded, r" [A-Z]{2} \d{5}(?: \d{4})?$")
+    """Rows the fast path should not trust: a whole "street city ST 06418" line, or no house number."""
+    inline_zip = pc.match_substring_regex(folded, r" [A-Z]{2} \d{3,5}(?: \d{4})?$")
     numbered = pc.match_substring_regex(street, r"^\p{N}")
     return _mask(pc.is_valid(street)) & (~_mask(numbered) | _mask(inline_zip))
 
@@ -233,35 +244,39 @@ _STREET_LABELS: Final = (
 _UNIT_LABELS: Final = ("OccupancyType", "OccupancyIdentifier", "SubaddressType", "SubaddressIdentifier")
 
 
-def _usaddress_line(value: str) -> tuple[str, str] | None:
-    """(street text, unit text) labelled by usaddress, or None when it cannot label the line."""
+def _usaddress_line(value: str) -> tuple[str, str, str | None, str | None, str | None] | None:
+    """(street, unit, city, state, ZIP) labelled by usaddress, or None when it cannot label the line."""
     import usaddress
 
     try:
-        tagged, _kind = usaddress.tag(value)
+        tagged, _kind = usaddress.tag(value.replace("\n", " ").replace("\r", " "))
     except Exception:  # RepeatedLabelError and friends: the caller keeps the simple string
         return None
     street = " ".join(tagged[label] for label in _STREET_LABELS if label in tagged)
     unit = " ".join(tagged[label] for label in _UNIT_LABELS if label in tagged)
-    return (street, unit) if street else None
+    if not street:
+        return None
+    return street, unit, tagged.get("PlaceName"), tagged.get("StateName"), tagged.get("ZipCode")
 
 
-def _reparse_with_usaddress(
-    raw: pa.Array, rows: np.ndarray, street: pa.Array, unit: pa.Array
-) -> tuple[pa.Array, pa.Array]:
-    """Replace street/unit at `rows` with usaddress' reading, once per distinct raw line."""
+def _reparse_with_usaddress(raw: pa.Array, rows: np.ndarray, street: pa.Array, unit: pa.Array) -> tuple[pa.Array, ...]:
+    """Street/unit at `rows` replaced with usaddress' reading (once per distinct raw line), plus
+    the city / state / ZIP the line carried (NULL elsewhere)."""
     positions = np.flatnonzero(rows)
-    subset = raw.take(pa.array(positions))
-    encoded = pc.dictionary_encode(subset)
+    encoded = pc.dictionary_encode(raw.take(pa.array(positions)))
     parsed = [_usaddress_line(value) for value in encoded.dictionary.to_pylist()]
-    lib_street = _fold(pa.array([p[0] if p else None for p in parsed], type=pa.string()))
-    lib_unit = _canonical_unit(_fold(pa.array([p[1] if p else None for p in parsed], type=pa.string())))
-    labelled = _mask(pc.is_valid(pc.take(lib_street, encoded.indices)))
+
+    def part(i: int) -> pa.Array:
+        return pc.take(pa.array([p[i] if p else None for p in parsed], type=pa.string()), encoded.indices)
+
+    lib_street, lib_unit = _fold(part(0)), _canonical_unit(_fold(part(1)))
+    labelled = _mask(pc.is_valid(lib_street))
+    keep = pa.array(labelled)
+    at = positions[labelled]
+    nulls = pa.nulls(len(raw), pa.string())
     # Keep the fast-path result wherever usaddress could not label the line.
-    rows_ok = pa.array(labelled)
-    new_street = pc.take(lib_street, encoded.indices).filter(rows_ok)
-    new_unit = pc.take(lib_unit, encoded.indices).filter(rows_ok)
-    return _scatter(street, positions[labelled], new_street), _scatter(unit, positions[labelled], new_unit)
+    return (_scatter(street, at, lib_street.filter(keep)), _scatter(unit, at, lib_unit.filter(keep)),
+            *(_scatter(nulls, at, _blank_to_null(part(i)).filter(keep)) for i in (2, 3, 4)))
 
 
 @per_distinct
@@ -272,53 +287,3 @@ def _city(array: pa.Array) -> pa.Array:
 def normalize_city(values: Any) -> pd.Series:
     """City for the hash fallback: folded like street lines, tokens abbreviated."""
     return to_series(_city(to_arrow(values)))
-
-
-def _address_keys(address: pa.Array, unit: pa.Array, city: pa.Array, state: pa.Array, zip5: pa.Array) -> pa.Array:
-    street, line_unit = _street_parts(address)
-    unit_text = pc.fill_null(pc.coalesce(_unit(unit), line_unit), "")
-    key = pc.binary_join_element_wise(street, unit_text, zip5, "|")  # NULL street or ZIP -> NULL
-    # Rows without a valid ZIP (few) fall back to city + state, or get no key at all.
-    zip_ok = pc.fill_null(pc.match_substring_regex(zip5, r"^\d{5}$"), False)
-    fallback = np.flatnonzero(~_mask(zip_ok) & _mask(pc.is_valid(street)))
-    if fallback.size == 0:
-        return key
-    rows = pa.array(fallback)
-    state_rows = state.take(rows)
-    state_ok = pc.fill_null(pc.is_in(state_rows, value_set=STATE_CODES_ARRAY), False)
-    by_city = pc.binary_join_element_wise(street.take(rows), unit_text.take(rows), _city(city.take(rows)), state_rows, "|")
-    return _scatter(key, fallback, pc.if_else(state_ok, by_city, _NULL_TEXT))
-
-
-def address_keys(address: Any, unit: Any, city: Any, state: Any, zip5: Any) -> pd.Series:
-    """The text that `addr_hash` hashes: ``street|unit|zip5`` or ``street|unit|city|state``.
-
-    `state` and `zip5` must already be normalized (`normalize_state`, `normalize_zip`); rows
-    without a usable ZIP or city + state, or without an address, get NA.
-    """
-    return to_series(_address_keys(*(to_arrow(v) for v in (address, unit, city, state, zip5))))
-
-
-def _sha256_hex(keys: pa.Array) -> pa.Array:
-    """Hex SHA-256 per key: one C call per row, then one bulk hex encoding into an Arrow buffer."""
-    n = len(keys)
-    sha256 = hashlib.sha256
-    blank = bytes(32)
-    digests = b"".join([blank if key is None else sha256(key).digest() for key in keys.cast(pa.binary()).to_pylist()])
-    offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int32)
-    validity = keys.buffers()[0] if keys.offset == 0 else None
-    hexed = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(digests.hex().encode("ascii")), validity)
-    if keys.offset and keys.null_count:
-        hexed = pc.if_else(pc.is_valid(keys), hexed, _NULL_TEXT)
-    return hexed
-
-
-def sha256_hex(keys: Any) -> pd.Series:
-    """Lower-case hex SHA-256 of each UTF-8 key (NA stays NA)."""
-    return to_series(_sha256_hex(to_arrow(keys)))
-
-
-def address_hash(address: Any, unit: Any, city: Any, state: Any, zip5: Any) -> pd.Series:
-    """`addr_hash` per row (see the module docstring for the exact definition)."""
-    keys = _address_keys(*(to_arrow(v) for v in (address, unit, city, state, zip5)))
-    return to_series(_sha256_hex(keys))

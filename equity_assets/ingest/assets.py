@@ -6,10 +6,11 @@ import dagster as dg
 
 from ..db.resources import PostgresResource
 from ..observe.events import DeadLetter, Event, Stage, clear_pending_dead_letters, record_event, send_to_dlq
+from .candidates import find_duplicate_candidates
 from .columns import UploadFormatError
 from .merge import merge_upload
 from .partitions import uploads_partitions
-from .staging import STAGE, analyze, stage_upload
+from .staging import STAGE, StageCounts, analyze, stage_upload
 
 STAGED_ROWS_ADD_UP = "staged_rows_add_up"
 
@@ -30,6 +31,25 @@ def fail_upload(postgres: PostgresResource, upload_id: str, reason: str, run_id:
         record_event(conn, Event.UPLOAD_FAILED, stage=STAGE, upload_id=upload_id, run_id=run_id,
                      payload={"reason": reason})
     raise dg.Failure(description=f"upload {upload_id} refused: {reason}", allow_retries=False)
+
+
+def record_staged(conn, upload_id: str, counts: StageCounts, run_id: str | None, log=None) -> None:
+    """Mark the upload staged with its counts; columns nobody reads are a warning, not a secret."""
+    conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, blank_rows = %s, ignored_headers = %s, "
+                 "error = NULL WHERE id = %s",
+                 (counts.file_rows, counts.blank_rows, list(counts.ignored_headers), upload_id))
+    record_event(conn, Event.UPLOAD_STAGED, stage=STAGE, upload_id=upload_id, run_id=run_id,
+                 count=counts.staged, duration_ms=int(counts.seconds * 1000),
+                 payload={"rejected": counts.rejected, "file_rows": counts.file_rows,
+                          "blank_rows": counts.blank_rows, "dropped_values": counts.dropped_values})
+    if counts.ignored_headers:
+        record_event(conn, Event.UPLOAD_COLUMNS_IGNORED, stage=STAGE, upload_id=upload_id, run_id=run_id,
+                     count=len(counts.ignored_headers),
+                     payload={"level": "warning", "headers": list(counts.ignored_headers)},
+                     idempotency_key=f"{Event.UPLOAD_COLUMNS_IGNORED}:{upload_id}")
+        if log:
+            log.warning("upload %s: %d column(s) not read: %s", upload_id, len(counts.ignored_headers),
+                        ", ".join(counts.ignored_headers))
 
 
 @dg.asset(
@@ -54,11 +74,7 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
     try:
         with postgres.connection() as conn:
             counts = stage_upload(conn, upload_id, path, source=source, run_id=context.run.run_id, log=context.log)
-            conn.execute("UPDATE uploads SET status = 'staged', file_rows = %s, error = NULL WHERE id = %s",
-                         (counts.file_rows, upload_id))
-            record_event(conn, Event.UPLOAD_STAGED, stage=STAGE, upload_id=upload_id, run_id=context.run.run_id,
-                         count=counts.staged, duration_ms=int(counts.seconds * 1000),
-                         payload={"rejected": counts.rejected, "file_rows": counts.file_rows})
+            record_staged(conn, upload_id, counts, context.run.run_id, context.log)
     except (UploadFormatError, UnicodeDecodeError) as exc:
         fail_upload(postgres, upload_id, str(exc), context.run.run_id)
     except FileNotFoundError:
@@ -69,6 +85,8 @@ def staged_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) 
             "staged_rows": counts.staged,
             "rejected_rows": counts.rejected,
             "dropped_values": counts.dropped_values,
+            "blank_rows_skipped": counts.blank_rows,
+            "ignored_headers": dg.MetadataValue.json(list(counts.ignored_headers)),
             "encoding": counts.encoding,
             "parse_seconds": counts.parse_seconds,
             "duration_s": counts.seconds,
@@ -117,7 +135,7 @@ def ensure_staged(conn, upload_id: str, run_id: str, log) -> bool:
     if counts.staged + counts.rejected != file_rows:
         raise dg.Failure(description=f"upload {upload_id}: re-staged {counts.staged} + {counts.rejected} rejected rows, "
                                      f"but the file had {file_rows} when first staged", allow_retries=False)
-    record_event(conn, "upload_restaged", stage=STAGE, upload_id=upload_id, run_id=run_id, count=counts.staged,
+    record_event(conn, Event.UPLOAD_RESTAGED, stage=STAGE, upload_id=upload_id, run_id=run_id, count=counts.staged,
                  payload={"rejected": counts.rejected, "file_rows": file_rows})
     return True
 
@@ -161,3 +179,24 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
             "duration_s": round(time.perf_counter() - started, 3),
         }
     )
+
+
+@dg.asset(
+    partitions_def=uploads_partitions,
+    deps=[deduped_leads],
+    group_name="ingest",
+    kinds={"python", "postgres"},
+    owners=["team:data-platform"],
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def lead_duplicate_candidates(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+    """Probable duplicates among the leads this upload touched that the exact keys did not merge
+    (same state, house number, unit and ZIP or city; similar street names by rapidfuzz), listed in
+    `lead_duplicate_candidates` with a score and the reason for a person to review — never merged
+    automatically. `equity leads candidates` lists them, `equity leads merge A B` settles one."""
+    started = time.perf_counter()
+    with postgres.connection() as conn:
+        found = find_duplicate_candidates(conn, context.partition_key)
+        open_pairs = conn.execute("SELECT count(*) FROM lead_duplicate_candidates WHERE status = 'open'").fetchone()[0]
+    return dg.MaterializeResult(metadata={"new_candidates": found, "open_candidates": open_pairs,
+                                          "duration_s": round(time.perf_counter() - started, 3)})

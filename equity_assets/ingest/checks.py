@@ -93,3 +93,22 @@ def upload_leads_match_schema(context: dg.AssetCheckExecutionContext, postgres: 
     with postgres.connection() as conn:
         return check_table_sample(conn, UploadLeadsTable, _UPLOAD_LEADS_SAMPLE, {"upload": context.partition_key},
                                   key="id")
+
+
+# A lead's addr_hash is derived from its stored address (addr_std, addr_city, state, ZIP); a key
+# that no longer describes the stored address would let the next upload of that address become a
+# second lead. Leads without a standardized address (created outside ingestion) are not judged.
+ADDRESS_KEY_AGREES_SQL = """
+SELECT count(*) FILTER (WHERE addr_std IS NOT NULL),
+       count(*) FILTER (WHERE addr_std IS NOT NULL AND addr_hash IS DISTINCT FROM
+                        lead_address_hash(addr_std, addr_city, property_state, property_zip))
+FROM leads WHERE NOT broker_created"""
+
+
+@dg.asset_check(asset=deduped_leads,
+                description="Every lead's addr_hash is the key of its stored (standardized) address.")
+def lead_address_matches_keys(postgres: PostgresResource) -> dg.AssetCheckResult:
+    with postgres.connection() as conn:
+        judged, disagree = conn.execute(ADDRESS_KEY_AGREES_SQL).fetchone()
+    return dg.AssetCheckResult(passed=disagree == 0,
+                               metadata={"leads_with_standard_address": judged, "key_disagrees": disagree})

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from equity_assets.ingest import normalize as norm
+from equity_assets.ingest.columnar import _blank_to_null, _mask
 from equity_assets.ingest.columns import STAGING_COLUMN_NAMES, HeaderMap
 from equity_assets.ingest.schemas import row_failures
 
@@ -51,10 +52,11 @@ class ParsedChunk:
     rejects: list[Reject]
     dropped: list[DroppedValue]
     copy_csv: bytes | None = None  # filled when read_upload(copy_csv=True)
+    blank_rows: list[int] = field(default_factory=list)  # row numbers of all-empty records, skipped
 
     @property
     def file_rows(self) -> int:
-        """Data records of the file this chunk accounts for."""
+        """Data records of the file this chunk accounts for (blank records are not data)."""
         return len(self.frame) + len(self.rejects)
 
 
@@ -103,6 +105,7 @@ class _ChunkBuilder:
     _sources: dict[str, pa.Array] = field(default_factory=dict)
     problems: list[tuple[str, np.ndarray, str]] = field(default_factory=list)
     dropped: list[tuple[str, np.ndarray, pa.Array, str]] = field(default_factory=list)
+    line: Any = None
 
     def source(self, name: str) -> pa.Array:
         """The raw text column feeding staging field `name` (all NULL when the file lacks it)."""
@@ -127,17 +130,40 @@ class _ChunkBuilder:
         return parsed.values
 
 
+def _blank_records(raw: pa.Table) -> np.ndarray:
+    """Rows whose every cell is empty or spaces (spreadsheets leave them below the data)."""
+    filled = np.zeros(raw.num_rows, dtype=bool)
+    for column in raw.columns:
+        text = column.combine_chunks()
+        if pa.types.is_string(text.type) or pa.types.is_large_string(text.type):
+            filled |= _mask(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
+        else:
+            filled |= _mask(pc.is_valid(text))
+        if filled.all():
+            break
+    return ~filled
+
+
 def build_chunk(raw: pa.Table, row_numbers: np.ndarray, header_map: HeaderMap) -> ParsedChunk:
-    """Normalize and validate one chunk of raw text rows into a `ParsedChunk`."""
+    """Normalize and validate one chunk of raw text rows into a `ParsedChunk`.
+
+    All-empty records are skipped (listed in `ParsedChunk.blank_rows`), not rejected."""
+    blank = _blank_records(raw)
+    if blank.any():
+        chunk = build_chunk(raw.filter(pa.array(~blank)), row_numbers[~blank], header_map)
+        chunk.blank_rows = row_numbers[blank].tolist()
+        return chunk
     builder = _ChunkBuilder(raw, header_map)
     _normalize_fields(builder)
     _normalize_contacts(builder)
     columns = builder.columns
     columns["row_number"] = pd.Series(row_numbers, dtype=np.int64)
-    columns["addr_hash"] = norm.address_hash(
-        builder.source("property_address"), builder.source("property_unit"),
-        builder.source("property_city"), columns["property_state"], columns["property_zip"],
+    ident = norm.address_identity(
+        builder.line, builder.source("property_unit"), builder.source("property_city"),
+        norm.to_arrow(columns["property_state"]), norm.to_arrow(columns["property_zip"]),
     )
+    for name, values in zip(("addr_std", "addr_bare", "addr_city", "addr_hash"), ident):
+        columns[name] = norm.to_series(values)
     frame = pd.DataFrame({name: _reset(columns[name]) for name in STAGING_COLUMN_NAMES})
     return _split_rejects(frame, builder, row_numbers)
 
@@ -147,8 +173,23 @@ def _reset(series: pd.Series) -> pd.Series:
     return series.reset_index(drop=True)
 
 
+ZIP_NOT_REPAIRABLE: Final = ("ZIP has fewer than 5 digits and the state's ZIPs never begin with 0, "
+                              "so a lost leading zero cannot explain it")
+
+
+def _read_address_cells(b: _ChunkBuilder) -> None:
+    """Parse the address cell; a whole "street city ST ZIP" in it fills the locality columns the
+    row left empty (the file's own city / state / ZIP cells win)."""
+    b.line = norm.parse_address_line(b.source("property_address"))
+    for name, from_line in (("property_city", b.line.city), ("property_state", b.line.state),
+                            ("property_zip", b.line.zip)):
+        if from_line.null_count < len(from_line):
+            b._sources[name] = pc.coalesce(_blank_to_null(b.source(name)), from_line)
+
+
 def _normalize_fields(b: _ChunkBuilder) -> None:
     """Every non-contact staging column."""
+    _read_address_cells(b)
     for name in _TEXT_FIELDS:
         b.columns[name] = norm.clean_text(b.source(name))
     for name in _SPACED_FIELDS:
@@ -157,8 +198,10 @@ def _normalize_fields(b: _ChunkBuilder) -> None:
         b.columns[name] = norm.normalize_county(b.source(name))
     b.columns["property_state"] = norm.normalize_state(b.source("property_state"))
     b.columns["mailing_state"] = norm.normalize_state(b.source("mailing_state"))
-    b.columns["property_zip"] = norm.normalize_zip(b.source("property_zip"))
-    b.columns["mailing_zip"] = norm.normalize_mailing_zip(b.source("mailing_zip"))
+    zip_raw = b.source("property_zip")
+    b.columns["property_zip"] = b.contact("property_zip", norm.repair_zip(zip_raw, b.columns["property_state"]),
+                                          zip_raw, ZIP_NOT_REPAIRABLE)
+    b.columns["mailing_zip"] = norm.normalize_mailing_zip(b.source("mailing_zip"), b.columns["mailing_state"])
     b.columns["apn"] = norm.normalize_apn(b.source("apn"))
     for name in _BOOL_FIELDS:
         b.typed(name, norm.parse_bool(b.source(name)), "bool")
@@ -174,8 +217,36 @@ def _normalize_fields(b: _ChunkBuilder) -> None:
     for name in _DATE_FIELDS:
         b.typed(name, norm.parse_date(b.source(name)), "date")
     b.columns["marketing_lists"] = norm.split_list(b.source("marketing_lists"))
+    _split_owner_name(b)
     mak_raw = b.source("mak")
     b.columns["mak"] = b.contact("mak", norm.parse_mak(mak_raw), mak_raw, "not a 10-digit Melissa address key")
+
+
+_COMPANY_RE: Final = (r"(?i)\b(?:LLC|L\.L\.C|INC|CORP|CORPORATION|CO|COMPANY|TRUST|TR|TRUSTEE|LP|LLP|LTD|BANK|"
+                      r"HOLDINGS|PROPERTIES|INVESTMENTS?|PARTNERS|PARTNERSHIP|GROUP|ASSOCIATION|CHURCH|ESTATE OF)\b")
+
+
+def _split_owner_name(b: _ChunkBuilder) -> None:
+    """A one-cell owner name fills first/last (or company) on rows where those are all empty:
+    "SMITH, JOHN" -> last SMITH, first JOHN; "John Smith" -> first John, last Smith; names with a
+    company word (LLC, TRUST, ...) -> company name."""
+    if "owner_full_name" not in b.header_map.fields:
+        return
+    full = norm.clean_text(b.source("owner_full_name"))
+    empty = b.columns["first_name"].isna() & b.columns["last_name"].isna() & b.columns["company_name"].isna()
+    use = full.notna() & empty
+    if not use.any():
+        return
+    company = use & full.str.contains(_COMPANY_RE, regex=True).fillna(False).astype(bool)
+    person = use & ~company
+    comma = full.str.partition(",")
+    spaced = full.str.strip().str.partition(" ")
+    has_comma = full.str.contains(",", regex=False).fillna(False).astype(bool)
+    first = comma[2].str.strip().where(has_comma, spaced[0])
+    last = comma[0].str.strip().where(has_comma, spaced[2].str.strip())
+    b.columns["company_name"] = b.columns["company_name"].mask(company, full)
+    b.columns["first_name"] = b.columns["first_name"].mask(person, first.replace("", pd.NA))
+    b.columns["last_name"] = b.columns["last_name"].mask(person, last.replace("", pd.NA))
 
 
 def _normalize_contacts(b: _ChunkBuilder) -> None:
@@ -184,7 +255,8 @@ def _normalize_contacts(b: _ChunkBuilder) -> None:
     phones, dnc_flags = [], []
     for slot, position in b.header_map.phones:
         raw = b.raw.column(position).combine_chunks()
-        phones.append(b.contact(f"phone_{slot}", norm.normalize_phone(raw), raw, "not a valid phone number"))
+        phones.append(b.contact(b.header_map.headers[position], norm.normalize_phone(raw), raw,
+                                "not a valid phone number (10-digit US number or +country code)"))
         dnc_position = b.header_map.phone_dnc.get(slot)
         flag = (norm.parse_flag(b.raw.column(dnc_position).combine_chunks()).to_numpy(dtype=bool)
                 if dnc_position is not None else np.zeros(n, dtype=bool))
@@ -192,7 +264,8 @@ def _normalize_contacts(b: _ChunkBuilder) -> None:
     emails = []
     for slot, position in b.header_map.emails:
         raw = b.raw.column(position).combine_chunks()
-        emails.append(b.contact(f"email_{slot}", norm.normalize_email(raw), raw, "not a valid e-mail address"))
+        emails.append(b.contact(b.header_map.headers[position], norm.normalize_email(raw), raw,
+                                "not a valid e-mail address"))
     b.columns["phone"], b.columns["alt_phones"] = _primary_and_rest(phones, n)
     b.columns["dnc_phones"] = (
         norm.distinct_values([phone.where(pd.Series(flag), None) for phone, flag in zip(phones, dnc_flags)])

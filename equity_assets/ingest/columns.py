@@ -78,6 +78,9 @@ STAGING_COLUMNS: Final[tuple[StagingColumn, ...]] = tuple(
         ("alt_phones", "text[]"),
         ("dnc_phones", "text[]"),
         ("litigator", "boolean"),
+        ("addr_std", "text"),
+        ("addr_bare", "text"),
+        ("addr_city", "text"),
         ("addr_hash", "text"),
         ("mak", "text"),
     )
@@ -155,17 +158,18 @@ _SYNONYMS: Final[dict[str, tuple[str, ...]]] = {
     "county": ("County", "Property County"),
     "apn": ("APN", "Parcel Number", "Parcel ID", "Parcel", "Assessor Parcel Number"),
     "owner_occupied": ("Owner Occupied",),
-    "first_name": ("Owner 1 First Name", "First Name", "Owner First Name", "First"),
+    "first_name": ("Owner 1 First Name", "First Name", "Owner First Name", "First", "Owner1 First Name"),
     "last_name": ("Owner 1 Last Name", "Last Name", "Owner Last Name", "Last", "Surname"),
     "company_name": ("Company Name", "Company", "Owner Company"),
     "owner2_first_name": ("Owner 2 First Name",),
     "owner2_last_name": ("Owner 2 Last Name",),
     "mailing_care_of": ("Mailing Care of Name", "Care Of", "Care of Name"),
-    "mailing_address": ("Mailing Address", "Mailing Street", "Mail Address"),
+    "mailing_address": ("Mailing Address", "Mailing Street", "Mail Address", "Mailing Address 1",
+                        "Mailing Street Address"),
     "mailing_unit": ("Mailing Unit #", "Mailing Unit"),
     "mailing_city": ("Mailing City", "Mail City"),
     "mailing_state": ("Mailing State", "Mail State"),
-    "mailing_zip": ("Mailing Zip", "Mailing Zip Code", "Mail Zip"),
+    "mailing_zip": ("Mailing Zip", "Mailing Zip Code", "Mail Zip", "Mailing Zip5", "Mail Zip5", "Mailing Postal Code"),
     "mailing_county": ("Mailing County",),
     "do_not_mail": ("Do Not Mail",),
     "property_type": ("Property Type",),
@@ -191,10 +195,20 @@ _SYNONYMS: Final[dict[str, tuple[str, ...]]] = {
     "method_of_add": ("Method of Add",),
     "litigator": ("Litigator",),
     "mak": ("MAK", "Melissa Address Key", "MelissaAddressKey"),
+    # one cell with the whole owner name: split into first/last (or company) when those are empty
+    "owner_full_name": ("Owner Name", "Owner 1 Name", "Owner 1 Full Name", "Owner Full Name", "Full Name",
+                        "Owner", "Name"),
 }
+# Fields a header may feed that are not staging columns themselves.
+DERIVED_FIELDS: Final = frozenset({"owner_full_name"})
 
 # Contact headers: "Phone", "Phone 1", "Phone Number 2", "Email", "Email Address 3", ...
 _PHONE_RE: Final = re.compile(r"^(?:phone|phonenumber|primaryphone)(\d*)$")
+# Other vendors name phone slots by line type ("Wireless 1", "Landline 2", "Cell Phone"); they
+# come after the plain "Phone N" slots, wireless first.
+_TYPED_PHONE_RE: Final = re.compile(r"^(wireless|mobile|cell|cellphone|mobilephone|landline|landlinephone)(\d*)$")
+_PHONE_FAMILY_OFFSET: Final = {"wireless": 100, "mobile": 100, "cell": 100, "cellphone": 100,
+                               "mobilephone": 100, "landline": 200, "landlinephone": 200}
 _PHONE_DNC_RE: Final = re.compile(r"^phone(\d+)dnc$")
 _EMAIL_RE: Final = re.compile(r"^(?:email|emailaddress|primaryemail)(\d*)$")
 
@@ -255,6 +269,8 @@ def resolve_headers(headers: list[str] | tuple[str, ...]) -> HeaderMap:
             claimed = _claim(fields, column, position)
         elif match := _PHONE_RE.match(key):
             claimed = _claim_slot(phones, match.group(1), position)
+        elif match := _TYPED_PHONE_RE.match(key):
+            claimed = _claim_slot(phones, match.group(2), position, offset=_PHONE_FAMILY_OFFSET[match.group(1)])
         elif match := _PHONE_DNC_RE.match(key):
             claimed = _claim_slot(phone_dnc, match.group(1), position)
         elif match := _EMAIL_RE.match(key):
@@ -275,9 +291,9 @@ def resolve_headers(headers: list[str] | tuple[str, ...]) -> HeaderMap:
     )
 
 
-def _claim_slot(slots: dict[int, int], number: str, position: int) -> bool:
+def _claim_slot(slots: dict[int, int], number: str, position: int, offset: int = 0) -> bool:
     """Claim contact slot `number` ("" means slot 1: a bare "Phone" is the first phone)."""
-    slot = int(number) if number else 1
+    slot = offset + (int(number) if number else 1)
     if slot in slots:
         return False
     slots[slot] = position

@@ -3,6 +3,8 @@
 The result equals running the seed's `upsert_lead()` over the rows in file order, but in a
 handful of statements instead of one round trip per row:
 
+0. A row whose addr_hash matches no lead first takes the addr_hash of the property its address
+   names (`address_resolution`); after step 5, leads the merge completed are re-keyed there too.
 1. Every staged row is matched against existing leads on the three keys at once (hash joins).
 2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group
    (connected components by label propagation; only rows whose keys repeat take part).
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from .address_resolution import rekey_touched_leads, resolve_address_identity
+
 
 @dataclass(frozen=True)
 class MergeCounts:
@@ -39,10 +43,14 @@ class MergeCounts:
     merged_in_batch: int
     conflicts: int
     rounds: int
+    address_variants_resolved: int
+    leads_rekeyed: int
+    steps: dict[str, float]
     seconds: float
 
     def as_metadata(self) -> dict[str, int | float]:
-        return {k: v for k, v in self.__dict__.items()}
+        flat = {k: v for k, v in self.__dict__.items() if k != "steps"}
+        return {**flat, **self.steps}
 
 
 def catalog(conn: psycopg.Connection) -> tuple[list[tuple[str, str]], list[str]]:
@@ -184,7 +192,8 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
         ).format(cols=staged_cols),
         (upload_id, round_no),
     )
-    conflicts = conn.execute(
+    conflicts = record_address_conflicts(conn, upload_id)
+    conflicts += conn.execute(
         """INSERT INTO lead_key_conflicts (lead_id, other_lead_id, key_name, source_ref)
            SELECT DISTINCT target, other, key_name, %s FROM (
                SELECT target, by_apn AS other, 'apn' AS key_name FROM round_rows WHERE by_apn <> target
@@ -272,6 +281,31 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
             "unchanged": rows - inserted - updated}
 
 
+def record_address_conflicts(conn: psycopg.Connection, upload_id: str) -> int:
+    """A MAK or APN match whose address names another property (a re-used or mistyped APN):
+    record the lead and the row side by side in `lead_key_conflicts`, and apply nothing of the row
+    (its address, owner and contacts describe a different property). Lineage still points at the
+    matched lead, so the row is accounted for; a person resolves the conflict."""
+    conn.execute(
+        """CREATE TEMP TABLE conflict_rows ON COMMIT DROP AS
+           SELECT r.rn, r.target, r.by_addr, CASE WHEN r.by_mak = r.target THEN 'mak' ELSE 'apn' END AS matched_on,
+                  to_jsonb(l) AS lead_row, to_jsonb(r) - 'target' - 'by_mak' - 'by_apn' - 'by_addr' AS incoming_row
+           FROM round_rows r JOIN leads l ON l.id = r.target
+           WHERE r.by_addr IS DISTINCT FROM r.target
+             AND r.addr_hash IS NOT NULL AND l.addr_hash IS NOT NULL AND r.addr_hash <> l.addr_hash"""
+    )
+    count = conn.execute(
+        """INSERT INTO lead_key_conflicts (lead_id, other_lead_id, key_name, source_ref, upload_id, row_number,
+                                           matched_on, lead_row, incoming_row)
+           SELECT target, by_addr, 'address', %s, %s, rn, matched_on, lead_row, incoming_row FROM conflict_rows
+           ON CONFLICT DO NOTHING""",
+        (f"upload:{upload_id}", upload_id),
+    ).rowcount
+    conn.execute("DELETE FROM round_rows r USING conflict_rows c WHERE r.rn = c.rn")
+    conn.execute("DROP TABLE conflict_rows")
+    return count
+
+
 def _insert_value(column: str, leads: list[tuple[str, str]], source: str) -> sql.Composable:
     """A new lead takes the staged value; NOT NULL arrays/booleans fall back to their defaults."""
     value = sql.SQL("{}.{}").format(sql.SQL(source), sql.Identifier(column))
@@ -288,8 +322,21 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
     started = time.perf_counter()
     conn.execute("LOCK TABLE leads IN SHARE ROW EXCLUSIVE MODE")
     leads, ingest = catalog(conn)
+    steps: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        steps[name] = round(steps.get(name, 0.0) + now - mark, 3)
+        mark = now
+
+    rekeyed_rows = resolve_address_identity(conn, upload_id)
+    lap("resolve_addresses_s")
     staged = build_work_table(conn, upload_id)
+    lap("match_keys_s")
     rounds = group_linked_rows(conn) if staged else 0
+    lap("group_s")
     totals = {"inserted": 0, "updated": 0, "conflicts": 0, "unchanged": 0}
     in_batch = 0
     for r in range(1, rounds + 1):
@@ -298,7 +345,10 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
             totals[k] += counts[k]
         if r > 1:
             in_batch += counts["rows"]
+    lap("apply_s")
     in_batch += conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
+    rekeyed_leads = rekey_touched_leads(conn, upload_id)
+    lap("rekey_s")
     conn.execute("DROP TABLE IF EXISTS merge_rows, linked, folded_groups")
     return MergeCounts(
         staged=staged,
@@ -308,5 +358,8 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
         merged_in_batch=in_batch,
         conflicts=totals["conflicts"],
         rounds=rounds,
+        address_variants_resolved=rekeyed_rows,
+        leads_rekeyed=rekeyed_leads,
+        steps=steps,
         seconds=round(time.perf_counter() - started, 3),
     )

@@ -26,10 +26,14 @@ Rejects vs. dropped values
     ``alt_phones``, the record of what is known): callers must never dial a number listed there.
     Mailing ZIPs and states are cleaned the same way but not validated: owners abroad are leads.
 
-Address hash (`addr_hash`)
-    ``addr_hash = sha256_hex(street + "|" + unit + "|" + zip5)`` when the row has a valid 5-digit
-    ZIP, else ``sha256_hex(street + "|" + unit + "|" + city + "|" + state)`` when it has city and
-    a valid state; NULL otherwise. UTF-8 bytes, lower-case hex. The parts are:
+Address identity (`address_identity`) and hash (`addr_hash`)
+    ``addr_std = street + "|" + unit`` (stored with each lead), ``addr_bare`` = the same without
+    the street type, ``addr_city`` = the normalized city.
+    ``addr_hash = sha256_hex(addr_std + "|" + zip5)`` when the row has a valid 5-digit ZIP, else
+    ``sha256_hex(addr_std + "|" + city + "|" + state)`` when it has city and a valid state; NULL
+    otherwise (the SQL function `lead_address_hash` computes the same). UTF-8 bytes, lower-case
+    hex. A whole "street, city, ST ZIP" in the address cell is split by usaddress and its city,
+    state and ZIP fill the row's empty locality cells. The parts are:
 
     * ``street``: the address line, Unicode-decomposed with combining marks removed (Peña → PENA),
       upper-cased; ``.`` ``'`` ``’`` deleted; ``#`` spaced out; every other run of characters
@@ -46,13 +50,14 @@ Address hash (`addr_hash`)
       way, designators removed (``Apt 4`` = ``#4`` = ``Unit 4`` = ``Ste 4`` = ``APT. 4`` → ``4``),
       spaces and leading zeros removed (``04-B`` → ``4B``); designators that take no number
       become their abbreviation (``Rear`` → ``REAR``, ``Basement`` → ``BSMT``). ``""`` when none.
-    * ``zip5``: the repaired ZIP (see `normalize_zip`). ``city``: cleaned like ``street``
+    * ``zip5``: the repaired ZIP (see `repair_zip`). ``city``: cleaned like ``street``
       (tokens abbreviated too, so SAINT LOUIS = ST. LOUIS). ``state``: 2-letter code.
 
 Where things are
     The normalizers live by subject: `text` (free text, states, ZIPs, counties, APNs),
     `numbers_dates` (flags, integers, money, percents, dates, lists, MAK), `contacts` (phones,
-    e-mail) and `address` (street, unit, city, address hash), on the Arrow plumbing of `columnar`
+    e-mail), `address` (street, unit, city, the locality of a one-cell address) and
+    `address_identity` (identity columns, address hash), on the Arrow plumbing of `columnar`
     (all in ``equity_assets.ingest``). This module is the one import for callers.
 """
 
@@ -73,9 +78,12 @@ from equity_assets.ingest.text import (
     normalize_mailing_zip,
     normalize_state,
     normalize_zip,
+    repair_zip,
     STATE_CODES,
     STATE_CODES_ARRAY,
     STATE_NAMES,
+    ZERO_LED_ZIP_PREFIXES,
+    zip_repairable,
 )
 from equity_assets.ingest.numbers_dates import (
     DATE_RANGE,
@@ -96,21 +104,30 @@ from equity_assets.ingest.contacts import (
     normalize_phone,
 )
 from equity_assets.ingest.address import (
-    address_hash,
-    address_keys,
+    AddressLine,
     normalize_city,
     normalize_street,
     normalize_unit,
-    sha256_hex,
+    parse_address_line,
     STANDALONE_UNITS,
     STREET_TOKEN_MAP,
     StreetParts,
     UNIT_WORDS,
 )
+from equity_assets.ingest.address_identity import (
+    address_hash,
+    address_identity,
+    address_keys,
+    AddressIdentity,
+    sha256_hex,
+)
 
 __all__ = [
     "address_hash",
+    "address_identity",
     "address_keys",
+    "AddressIdentity",
+    "AddressLine",
     "ArrowFn",
     "clean_text",
     "collapse_spaces",
@@ -127,6 +144,7 @@ __all__ = [
     "normalize_street",
     "normalize_unit",
     "normalize_zip",
+    "parse_address_line",
     "parse_bool",
     "parse_date",
     "parse_flag",
@@ -137,6 +155,7 @@ __all__ = [
     "parse_percent",
     "Parsed",
     "per_distinct",
+    "repair_zip",
     "sha256_hex",
     "split_list",
     "STANDALONE_UNITS",
@@ -148,4 +167,6 @@ __all__ = [
     "to_arrow",
     "to_series",
     "UNIT_WORDS",
+    "ZERO_LED_ZIP_PREFIXES",
+    "zip_repairable",
 ]

@@ -129,6 +129,7 @@ class UploadParse:
     staged_rows: int = 0
     rejected_rows: int = 0
     dropped_values: int = 0
+    blank_rows: int = 0
     complete: bool = False
     seconds: float = 0.0
     _started: bool = field(default=False, repr=False)
@@ -178,6 +179,7 @@ class UploadParse:
         self.staged_rows += len(chunk.frame)
         self.rejected_rows += len(chunk.rejects)
         self.dropped_values += len(chunk.dropped)
+        self.blank_rows += len(chunk.blank_rows)
         self.file_rows += chunk.file_rows
         self.seconds += time.perf_counter() - started
         yield chunk

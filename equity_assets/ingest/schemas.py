@@ -93,6 +93,9 @@ class StagingLeadsFrame(pa.DataFrameModel):
     alt_phones: Series[TextList] = pa.Field(nullable=True)
     dnc_phones: Series[TextList] = pa.Field(nullable=True)
     litigator: Series[Flag] = pa.Field(nullable=True)
+    addr_std: Series[Text] = pa.Field(nullable=True)
+    addr_bare: Series[Text] = pa.Field(nullable=True)
+    addr_city: Series[Text] = pa.Field(nullable=True)
     addr_hash: Series[Text] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
     mak: Series[Text] = pa.Field(nullable=True, str_matches=r"^\d{10}$")
 
@@ -150,6 +153,34 @@ def split_valid_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[RowFailure
     return frame.iloc[keep].reset_index(drop=True), failures
 
 
+# What a failed built-in check means, in words a data engineer can act on.
+_FORMAT_TEXT: Final = {
+    "property_zip": "not a 5-digit ZIP",
+    "property_state": "not a 2-letter state code",
+    "phone": "not a phone number in E.164 form",
+    "email": "not an e-mail address",
+    "addr_hash": "not a SHA-256 hex digest",
+    "mak": "not a 10-digit Melissa address key",
+}
+
+
+def plain_reason(column: str, check: str, value: object) -> str:
+    """`column: what is wrong ('value')` for one Pandera failure case."""
+    shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else f" ({value!r})"
+    if check.startswith("not_nullable"):
+        return f"{column}: required, but the cell is empty"
+    if check.startswith("str_matches"):
+        return f"{column}: {_FORMAT_TEXT.get(column, 'not in the expected format')}{shown}"
+    if check.startswith("in_range"):
+        low, high = (check.split("(", 1)[1].rstrip(")").split(", ") + ["?"])[:2]
+        return f"{column}: outside the plausible range {low} to {high}{shown}"
+    if check.startswith("greater_than_or_equal_to"):
+        return f"{column}: must not be negative{shown}"
+    if check.startswith("field_uniqueness") or check.startswith("unique"):
+        return f"{column}: appears twice{shown}"
+    return f"{column}: {check}{shown}"
+
+
 def _row_failures(cases: pd.DataFrame) -> list[RowFailure]:
     """Group pandera failure cases by row into `RowFailure`s."""
     structural = cases[cases["index"].isna()]
@@ -161,7 +192,7 @@ def _row_failures(cases: pd.DataFrame) -> list[RowFailure]:
         if blamed is not None:
             target, reason = blamed, f"{blamed}: {check}"
         else:
-            target, reason = str(column), f"{column}: {check} (value {value!r})"
+            target, reason = str(column), plain_reason(str(column), str(check), value)
         by_row.setdefault(int(index), {}).setdefault(target, reason)
     order = {name: i for i, name in enumerate(STAGING_COLUMN_NAMES)}
     failures = []

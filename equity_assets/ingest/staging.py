@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import psycopg
 
 from ..observe.events import DeadLetter, Stage, clear_pending_dead_letters, copy_dead_letters
-from .parsing import Reject, read_upload
+from .parsing import ParsedChunk, Reject, read_upload
 
 STAGE = Stage.STAGED_LEADS
+COPY_DROPPED = "COPY ingest_dropped_values (upload_id, row_number, column_name, value, reason) FROM STDIN"
+BLANK_ROW_REASON = "blank row: every cell is empty; skipped"
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class StageCounts:
     staged: int
     rejected: int
     dropped_values: int
+    blank_rows: int
+    ignored_headers: tuple[str, ...]
     encoding: str
     parse_seconds: float
     seconds: float
@@ -28,6 +32,7 @@ def clear_partition(conn: psycopg.Connection, upload_id: str) -> None:
     """Delete-then-insert: a re-run of the partition replaces what an earlier run staged."""
     conn.execute("DELETE FROM leads_staging WHERE upload_id = %s", (upload_id,))
     clear_pending_dead_letters(conn, STAGE, upload_id)
+    conn.execute("DELETE FROM ingest_dropped_values WHERE upload_id = %s", (upload_id,))
 
 
 def analyze(conn: psycopg.Connection, table: str) -> None:
@@ -39,6 +44,17 @@ def analyze(conn: psycopg.Connection, table: str) -> None:
 def write_rejects(conn: psycopg.Connection, upload_id: str, rejects: list[Reject], run_id: str | None) -> None:
     letters = (DeadLetter(r.reason, upload_id, r.row_number, r.column, r.raw) for r in rejects)
     copy_dead_letters(conn, STAGE, letters, run_id=run_id)
+
+
+def write_dropped(conn: psycopg.Connection, upload_id: str, chunk: ParsedChunk) -> None:
+    """Every value removed from a staged row, and every blank record skipped, with its reason."""
+    if not (chunk.dropped or chunk.blank_rows):
+        return
+    with conn.cursor().copy(COPY_DROPPED) as copy:
+        for d in chunk.dropped:
+            copy.write_row((upload_id, d.row_number, d.column, d.value, d.reason))
+        for row in chunk.blank_rows:
+            copy.write_row((upload_id, row, "*", None, BLANK_ROW_REASON))
 
 
 def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source: str,
@@ -59,6 +75,7 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
             copy.write(chunk.copy_csv)
         if chunk.rejects:
             write_rejects(conn, upload_id, chunk.rejects, run_id)
+        write_dropped(conn, upload_id, chunk)
         if log:
             log.info("staged %d rows so far (%d rejected)", parse.staged_rows, parse.rejected_rows)
     # fresh statistics, so the merge's joins against staging are planned for its real size
@@ -68,6 +85,8 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
         staged=parse.staged_rows,
         rejected=parse.rejected_rows,
         dropped_values=parse.dropped_values,
+        blank_rows=parse.blank_rows,
+        ignored_headers=parse.header_map.ignored,
         encoding=parse.encoding,
         parse_seconds=round(parse.seconds, 3),
         seconds=round(time.perf_counter() - started, 3),

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from equity_assets.ingest.columnar import (
+    _NULL_TEXT,
     _blank_to_null,
+    _mask,
     _only_where,
+    Parsed,
     per_distinct,
     to_arrow,
     to_series,
@@ -79,13 +83,24 @@ def normalize_state(values: Any) -> pd.Series:
 
 
 _ZIP_RE: Final = r"^(?P<zip>\d{3,5})(?:\.0+)?(?:[- ]?\d{4})?$"
+# The only places whose ZIPs begin with 0, and the prefixes they use: a short ZIP elsewhere
+# (6100 in Illinois) is damaged beyond repair, not missing a zero.
+ZERO_LED_ZIP_PREFIXES: Final[dict[str, tuple[str, ...]]] = {
+    "CT": ("06",), "MA": ("01", "02", "055"), "ME": ("03", "04"), "NH": ("03",), "NJ": ("07", "08"),
+    "NY": ("005", "063"), "PR": ("006", "007", "009"), "RI": ("028", "029"), "VT": ("05",),
+    "VI": ("008",), "AE": ("09",),
+}
+
+
+def _zip_digits(array: pa.Array) -> pa.Array:
+    """The 3-5 leading digits of a (possibly damaged) ZIP / ZIP+4, NULL when it does not look like one."""
+    return pc.struct_field(pc.extract_regex(array, _ZIP_RE), [0])
 
 
 def _zip_or(array: pa.Array, otherwise: pa.Array) -> pa.Array:
     """5-digit repaired ZIP where the text looks like a (possibly damaged) ZIP, else `otherwise`."""
-    digits = pc.extract_regex(array, _ZIP_RE)
-    repaired = pc.utf8_lpad(pc.struct_field(digits, [0]), 5, "0")
-    return pc.if_else(pc.is_valid(digits), repaired, otherwise)
+    digits = _zip_digits(array)
+    return pc.if_else(pc.is_valid(digits), pc.utf8_lpad(digits, 5, "0"), otherwise)
 
 
 @per_distinct
@@ -100,19 +115,54 @@ def _mailing_zip(array: pa.Array) -> pa.Array:
     return _zip_or(trimmed, _collapse(pc.utf8_upper(trimmed)))
 
 
+def zip_repairable(padded: str, state: str | None) -> bool:
+    """Whether a zero-padded ZIP is plausible for the state (only zero-led states qualify)."""
+    return state is not None and padded.startswith(ZERO_LED_ZIP_PREFIXES.get(state, ("-",)))
+
+
+def _unrepairable_short_zips(raw: pa.Array, zips: pa.Array, states: pa.Array) -> np.ndarray:
+    """Rows whose ZIP was short (lost zeros) and whose state does not use zero-led ZIPs."""
+    digits = _zip_digits(_trimmed(raw))
+    short = np.flatnonzero(_mask(pc.less(pc.utf8_length(digits), 5)))
+    bad = np.zeros(len(raw), dtype=bool)
+    if short.size:
+        padded = zips.take(pa.array(short)).to_pylist()
+        state = states.take(pa.array(short)).to_pylist()
+        bad[short] = [not zip_repairable(z, s) for z, s in zip(padded, state)]
+    return bad
+
+
 def normalize_zip(values: Any) -> pd.Series:
     """Repair ZIPs to 5 digits: restore leading zeros Excel dropped (6418 -> 06418) and cut ZIP+4.
 
     Accepts 3-5 digits, optionally followed by a 4-digit extension with or without a dash (or a
     trailing ".0" from a spreadsheet float). Anything else is kept trimmed for the schema to
-    reject with the offending value.
+    reject with the offending value. Blind to the state: uploads go through `repair_zip`.
     """
     return to_series(_zip(to_arrow(values)))
 
 
-def normalize_mailing_zip(values: Any) -> pd.Series:
+def repair_zip(values: Any, states: Any) -> Parsed:
+    """`normalize_zip` per state: zeros are restored only for states whose ZIPs begin with 0 and
+    only to a prefix they use; other short ZIPs become NA. Returns (ZIPs, rows whose ZIP was
+    dropped)."""
+    raw = to_arrow(values)
+    zips = _zip(raw)
+    bad = _unrepairable_short_zips(raw, zips, to_arrow(states))
+    if bad.any():
+        zips = pc.if_else(pa.array(bad), _NULL_TEXT, zips)
+    return Parsed(to_series(zips), bad)
+
+
+def normalize_mailing_zip(values: Any, states: Any = None) -> pd.Series:
     """Like `normalize_zip`, but foreign postal codes are kept (upper-cased) rather than invalid."""
-    return to_series(_mailing_zip(to_arrow(values)))
+    raw = to_arrow(values)
+    zips = _mailing_zip(raw)
+    if states is not None:
+        bad = _unrepairable_short_zips(raw, zips, to_arrow(states))
+        if bad.any():  # a damaged US ZIP is kept as written rather than guessed
+            zips = pc.if_else(pa.array(bad), _collapse(_trimmed(raw)), zips)
+    return to_series(zips)
 
 
 @per_distinct

@@ -42,6 +42,8 @@ class Event(StrEnum):
     UPLOAD_REJECTED = "upload_rejected"
     REQUEST_REJECTED = "request_rejected"
     UPLOAD_STAGED = "upload_staged"
+    UPLOAD_COLUMNS_IGNORED = "upload_columns_ignored"
+    UPLOAD_RESTAGED = "upload_restaged"
     UPLOAD_FAILED = "upload_failed"
     DEDUPE_SUCCESS = "dedupe_success"
     EMAIL_VERIFIED = "email_verified"

@@ -66,11 +66,13 @@ def test_rows_linked_through_different_keys_form_one_group(admin_conn):
         {"addr_hash": h("a"), "mak": "1000000001"},  # links row 1 and row 2
     ])
     counts = merge_upload(admin_conn, up)
-    # sequential semantics: rows 1 and 2 are new leads; row 3 matches row 2's by MAK and row 1's
-    # hash belongs to another lead: a recorded conflict, not a crash
+    # sequential semantics: rows 1 and 2 are new leads; row 3 matches row 2's by MAK but its
+    # address is row 1's lead: a recorded conflict (both leads named), not a crash, not applied
     assert counts.inserted == 2 and counts.conflicts == 1
     assert admin_conn.execute("SELECT count(*) FROM leads").fetchone()[0] == 2
-    assert admin_conn.execute("SELECT key_name FROM lead_key_conflicts").fetchall() == [("addr_hash",)]
+    assert admin_conn.execute(
+        "SELECT key_name, matched_on, other_lead_id IS NOT NULL, row_number FROM lead_key_conflicts").fetchall() == [
+        ("address", "mak", True, 3)]
 
 
 def test_matches_existing_leads_by_priority(admin_conn):
@@ -186,12 +188,12 @@ def test_folded_duplicate_groups_match_upsert_lead(admin_conn, seed):
 def model_merge(rows: list[dict]) -> tuple[list[tuple], int]:
     """(snapshot-shaped leads, distinct key conflicts) of merging `rows` in file order."""
     leads: list[dict] = []
-    conflicts: set[tuple[int, int, str]] = set()
+    conflicts: set[tuple] = set()
 
     def owner(match) -> int | None:
         return next((i for i, lead in enumerate(leads) if match(lead)), None)
 
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         inc = {"mak": None, "apn": None, "property_state": None, "county": None, "addr_hash": None,
                "first_name": None, "equity": None, "do_not_mail": None, "marketing_lists": None, **row}
         apn_key = (inc["property_state"], inc["county"], inc["apn"])
@@ -204,6 +206,13 @@ def model_merge(rows: list[dict]) -> tuple[list[tuple], int]:
             leads.append({k: None for k in inc} | {"do_not_mail": False, "marketing_lists": []})
             target = len(leads) - 1
         else:
+            # matched by MAK or APN, but the address is another property's: recorded with the
+            # row, nothing of the row applied (one record per row, or per lead pair when the
+            # address belongs to another lead)
+            known = leads[target]["addr_hash"]
+            if by_addr != target and inc["addr_hash"] is not None and known is not None and inc["addr_hash"] != known:
+                conflicts.add((target, by_addr if by_addr is not None else f"row {number}", "address"))
+                continue
             # a key that belongs to another lead is recorded, not applied
             if by_apn is not None and by_apn != target:
                 conflicts.add((target, by_apn, "apn"))

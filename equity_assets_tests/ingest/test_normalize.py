@@ -255,3 +255,27 @@ def test_address_hash_of_many_rows_matches_row_by_row() -> None:
     assert bulk.nunique() == 399
     assert bulk.iloc[41] == addr_hash("42 Oak St")
     assert np.all(bulk.str.len() == 64)
+
+
+def test_zip_repair_pads_only_zero_led_states():
+    zips, bad = N.repair_zip(series("6100", "6103", "601", "601", "62701-1234", "6418", None),
+                             series("IL", "CT", "PR", "TX", "IL", None, "CT"))
+    assert as_list(zips) == [None, "06103", "00601", None, "62701", None, None]
+    assert bad.tolist() == [True, False, False, True, False, True, False]
+
+
+def test_address_identity_parts_and_locality_from_one_cell():
+    import pyarrow as pa
+
+    line = N.parse_address_line(pa.array(["7946 South Ashland Avenue Apt 2", "27 Washington\nOak Park IL 60302",
+                                          "3845 Quail Hollow", "12 N Main St W"]))
+    assert line.city.to_pylist() == [None, "Oak Park", None, None]
+    assert line.state.to_pylist() == [None, "IL", None, None] and line.zip.to_pylist() == [None, "60302", None, None]
+    ident = N.address_identity(line, pa.nulls(4, pa.string()), pa.array(["Chicago", "Oak Park", None, "Chicago"]),
+                               pa.array(["IL", "IL", "MA", "IL"]), pa.array(["60620", "60302", None, None]))
+    assert ident.std.to_pylist() == ["7946 S ASHLAND AVE|2", "27 WASHINGTON|", "3845 QUAIL HOLW|", "12 N MAIN ST W|"]
+    assert ident.bare.to_pylist() == ["7946 S ASHLAND|2", "27 WASHINGTON|", "3845 QUAIL|", "12 N MAIN W|"]
+    hashes = ident.hash.to_pylist()
+    assert hashes[0] == N.sha256_hex(series("7946 S ASHLAND AVE|2|60620"))[0]
+    assert hashes[2] is None  # no ZIP and no city: no key
+    assert hashes[3] == N.sha256_hex(series("12 N MAIN ST W||CHICAGO|IL"))[0]

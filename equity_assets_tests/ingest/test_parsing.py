@@ -140,7 +140,7 @@ def test_generic_csv_with_synonyms_and_contacts(tmp_path: Path) -> None:
     assert value(frame, 0, "dnc_phones") == ["+14015550199"]
     assert value(frame, 0, "litigator") is False
     # Bad contacts are dropped and reported, never a reason to lose the lead.
-    assert sorted((d.column, d.value) for d in dropped) == [("email_2", "not-an-email"), ("phone_3", "12")]
+    assert sorted((d.column, d.value) for d in dropped) == [("Email 2", "not-an-email"), ("Phone 3", "12")]
 
 
 def test_missing_core_columns_fail_with_a_clear_message(tmp_path: Path) -> None:
@@ -260,14 +260,14 @@ def test_bad_rows_are_rejected_with_column_and_reason_good_rows_kept(tmp_path: P
     bad = {
         2: ({"Last Sale Recording Date": "2021-02-30"}, "last_sale_date", "not a valid date"),
         3: ({"State": "XX"}, "property_state", "not a US state"),
-        4: ({"Zip": "ABCDE", "City": "", "State": ""}, "property_zip", "str_matches"),
-        5: ({"Est. Value": "-5"}, "estimated_value", "greater_than_or_equal_to(0)"),
-        6: ({"Est. Loan-to-Value": "5000"}, "ltv", "in_range"),
-        7: ({"Address": "   "}, "property_address", "not_nullable"),
+        4: ({"Zip": "ABCDE", "City": "", "State": ""}, "property_zip", "not a 5-digit ZIP ('ABCDE')"),
+        5: ({"Est. Value": "-5"}, "estimated_value", "must not be negative (-5.0)"),
+        6: ({"Est. Loan-to-Value": "5000"}, "ltv", "outside the plausible range 0 to"),
+        7: ({"Address": "   "}, "property_address", "required, but the cell is empty"),
         8: ({"Zip": "", "City": ""}, "property_zip", "no ZIP and no city + state"),
         9: ({"Bedrooms": "three"}, "bedrooms", "not a whole number"),
         10: ({"Owner Occupied": "Maybe"}, "owner_occupied", "not a yes/no value"),
-        11: ({"Effective Year Built": "1492"}, "year_built", "in_range"),
+        11: ({"Effective Year Built": "1492"}, "year_built", "outside the plausible range"),
     }
     rows = [PERSON] + [{**PERSON, **changes} for changes, _, _ in bad.values()] + [COMPANY]
     upload, frame, rejects, _ = parse_all(write(tmp_path, csv_text(rows)))
