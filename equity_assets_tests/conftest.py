@@ -33,6 +33,8 @@ DATA_TABLES = (
     "suppression_list", "pipeline_events", "pipeline_dlq", "lead_key_conflicts", "lead_sources",
     "ingest_dropped_values", "lead_duplicate_candidates", "lead_manual_merges",
     "leads_staging", "leads", "ingest_replay_guard", "uploads", "brokers", "gateway_rate_limits",
+    "contactable_leads", "contactable_recheck_emails", "broker_notifications", "invoice_revisions",
+    "broker_cap_requests", "broker_sessions", "broker_credentials", "broker_notify_secrets",
 )
 
 
@@ -73,6 +75,8 @@ def clean_db(test_db: TestDatabase) -> TestDatabase:
     with psycopg.connect(test_db.admin_dsn, autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")
         conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(map(sql.Identifier, DATA_TABLES))))
+        # the contactable set is empty again: its next refresh is a full rebuild, as on a new database
+        conn.execute("UPDATE contactable_refresh_state SET watermark = NULL, size = 0, refreshed_at = NULL")
     return test_db
 
 
