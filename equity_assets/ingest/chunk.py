@@ -16,7 +16,7 @@ import pyarrow.csv as pcsv
 
 from equity_assets.ingest import normalize as norm
 from equity_assets.ingest.columnar import _blank_to_null, _mask
-from equity_assets.ingest.columns import STAGING_COLUMN_NAMES, HeaderMap
+from equity_assets.ingest.columns import STAGING_COLUMN_NAMES, STAGING_COLUMNS, HeaderMap
 from equity_assets.ingest.schemas import row_failures
 
 
@@ -71,20 +71,23 @@ def _unique_names(headers: tuple[str, ...]) -> list[str]:
 
 
 # --- normalizing one chunk ----------------------------------------------------------------------
-_TEXT_FIELDS: Final = (
-    "first_name", "last_name", "company_name", "owner2_first_name", "owner2_last_name",
-    "mailing_care_of", "property_type", "mls_status", "method_of_add", "property_unit",
-    "mailing_unit",
-)
-_SPACED_FIELDS: Final = ("property_address", "mailing_address", "property_city", "mailing_city")
-_COUNTY_FIELDS: Final = ("county", "mailing_county")
-_BOOL_FIELDS: Final = ("owner_occupied", "do_not_mail", "litigator")
-_INT_FIELDS: Final = ("bedrooms", "building_sqft", "lot_size_sqft", "year_built", "open_loans")
-_MONEY_FIELDS: Final = (
-    "assessed_value", "last_sale_amount", "loan_balance", "estimated_value", "equity",
-    "mls_amount", "lien_amount",
-)
-_DATE_FIELDS: Final = ("last_sale_date", "mls_date", "date_added_to_list")
+# How each `parser` kind of the column table (`columns.STAGING_COLUMNS`) fills its column.
+_TEXT_PARSERS: Final = {
+    "text": norm.clean_text,
+    "spaced": norm.collapse_spaces,
+    "county": norm.normalize_county,
+    "state": norm.normalize_state,
+    "apn": norm.normalize_apn,
+    "list": norm.split_list,
+}
+_TYPED_PARSERS: Final = {
+    "bool": norm.parse_bool,
+    "int": norm.parse_int,
+    "number": norm.parse_number,
+    "money": norm.parse_money,
+    "percent": norm.parse_percent,
+    "date": norm.parse_date,
+}
 _PROBLEM_TEXT: Final = {
     "bool": "not a yes/no value",
     "int": "not a whole number",
@@ -188,38 +191,27 @@ def _read_address_cells(b: _ChunkBuilder) -> None:
 
 
 def _normalize_fields(b: _ChunkBuilder) -> None:
-    """Every non-contact staging column."""
+    """Every non-contact staging column, by its parser kind, in table order (a state before its ZIP)."""
     _read_address_cells(b)
-    for name in _TEXT_FIELDS:
-        b.columns[name] = norm.clean_text(b.source(name))
-    for name in _SPACED_FIELDS:
-        b.columns[name] = norm.collapse_spaces(b.source(name))
-    for name in _COUNTY_FIELDS:
-        b.columns[name] = norm.normalize_county(b.source(name))
-    b.columns["property_state"] = norm.normalize_state(b.source("property_state"))
-    b.columns["mailing_state"] = norm.normalize_state(b.source("mailing_state"))
-    zip_raw = b.source("property_zip")
-    b.columns["property_zip"] = b.contact("property_zip", norm.repair_zip(zip_raw, b.columns["property_state"]),
-                                          zip_raw, ZIP_NOT_REPAIRABLE)
-    b.columns["mailing_zip"] = norm.normalize_mailing_zip(b.source("mailing_zip"), b.columns["mailing_state"])
-    b.columns["apn"] = norm.normalize_apn(b.source("apn"))
-    for name in _BOOL_FIELDS:
-        b.typed(name, norm.parse_bool(b.source(name)), "bool")
-    for name in _INT_FIELDS:
-        b.typed(name, norm.parse_int(b.source(name)), "int")
+    for column in STAGING_COLUMNS:
+        name, kind = column.name, column.parser
+        if kind in _TEXT_PARSERS:
+            b.columns[name] = _TEXT_PARSERS[kind](b.source(name))
+        elif kind in _TYPED_PARSERS:
+            b.typed(name, _TYPED_PARSERS[kind](b.source(name)), kind)
+        elif kind == "zip":
+            raw = b.source(name)
+            b.columns[name] = b.contact(name, norm.repair_zip(raw, b.columns["property_state"]), raw,
+                                        ZIP_NOT_REPAIRABLE)
+        elif kind == "mailing_zip":
+            b.columns[name] = norm.normalize_mailing_zip(b.source(name), b.columns["mailing_state"])
+        elif kind == "mak":
+            raw = b.source(name)
+            b.columns[name] = b.contact(name, norm.parse_mak(raw), raw, "not a 10-digit Melissa address key")
     # PropStream writes 0 for an unknown year built.
     year = b.columns["year_built"]
     b.columns["year_built"] = year.mask(year == 0)
-    b.typed("bathrooms", norm.parse_number(b.source("bathrooms")), "number")
-    for name in _MONEY_FIELDS:
-        b.typed(name, norm.parse_money(b.source(name)), "money")
-    b.typed("ltv", norm.parse_percent(b.source("ltv")), "percent")
-    for name in _DATE_FIELDS:
-        b.typed(name, norm.parse_date(b.source(name)), "date")
-    b.columns["marketing_lists"] = norm.split_list(b.source("marketing_lists"))
     _split_owner_name(b)
-    mak_raw = b.source("mak")
-    b.columns["mak"] = b.contact("mak", norm.parse_mak(mak_raw), mak_raw, "not a 10-digit Melissa address key")
 
 
 _COMPANY_RE: Final = (r"(?i)\b(?:LLC|L\.L\.C|INC|CORP|CORPORATION|CO|COMPANY|TRUST|TR|TRUSTEE|LP|LLP|LTD|BANK|"
