@@ -357,49 +357,6 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_age(text: str):
-    """``90s``, ``30m``, ``2h`` or ``7d`` as a timedelta."""
-    from datetime import timedelta
-
-    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise argparse.ArgumentTypeError(f"age {text!r}: a number then s, m, h or d (e.g. 2h, 7d)")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
-
-
-def cmd_dlq(args: argparse.Namespace) -> int:
-    """The dead-letter queue: list and show letters, retry or drop them by id."""
-    from .db.resources import PostgresResource
-    from .observe import dlq
-
-    postgres = PostgresResource(application_name="equity_cli")
-    try:
-        with postgres.connection() as conn:
-            if args.dlq_command == "list":
-                result: object = dlq.list_letters(conn, stage=args.stage, upload=args.upload, status=args.status,
-                                                  older_than=args.older_than, newer_than=args.newer_than,
-                                                  limit=args.limit)
-            elif args.dlq_command == "show":
-                result = dlq.show_letter(conn, args.id)
-                if result is None:
-                    raise LookupError(f"no dead letter {args.id}")
-            elif args.dlq_command == "retry":
-                result = {"retried": dlq.retry_letters(conn, args.ids)}
-            else:
-                result = {"dropped": dlq.drop_letters(conn, args.ids)}
-    finally:
-        postgres.close()
-    if args.json or args.dlq_command in ("retry", "drop"):
-        print(json.dumps(result, indent=None if args.json else 2))
-    elif args.dlq_command == "show":
-        print(json.dumps(result, indent=2))
-    else:
-        for row in result:  # type: ignore[union-attr]
-            print(f"{row['id']:>8}  {row['status']:<9} {row['stage']:<24} tries={row['attempts']}  "
-                  f"{row['created_at'][:19]}  {row['source_ref'] or '-'}  {row['reason'][:80]}")
-    return 0
-
-
 def cmd_campaign_preview(args: argparse.Namespace) -> int:
     """Who `--date`'s batch would send to and why each other contactable lead would not; writes nothing."""
     from datetime import date
@@ -493,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--at", required=True, help="ISO 8601 moment with a UTC offset, e.g. 2026-07-01T14:00:00Z")
     window.add_argument("--json", action="store_true", help="one line of JSON")
     window.set_defaults(func=cmd_voice_window)
+
+    campaign = sub.add_parser("campaign", help="the daily e-mail campaign")
+    campaign_sub = campaign.add_subparsers(dest="campaign_command", required=True)
+    preview = campaign_sub.add_parser("preview", help="dry run of a batch date: who would be sent, why not the others")
+    preview.add_argument("--date", required=True, help="batch date, YYYY-MM-DD")
+    preview.add_argument("--broker", help="one broker's id")
+    preview.add_argument("--json", action="store_true", help="every lead as one line of JSON (default: counts)")
+    preview.set_defaults(func=cmd_campaign_preview)
 
     dlq = sub.add_parser("dlq", help="the dead-letter queue: list, show, retry, drop")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
