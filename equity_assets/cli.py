@@ -381,6 +381,30 @@ def cmd_campaign_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def uuid_arg(text: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lead id (a UUID)") from None
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    """One lead's compliance evidence (consent, e-mails, calls and their gate, suppressions) as JSON or HTML."""
+    from .db.resources import PostgresResource
+    from .voice.evidence import lead_evidence, render_html
+
+    postgres = PostgresResource(application_name="equity_cli")
+    try:
+        with postgres.connection() as conn:
+            evidence = lead_evidence(conn, args.lead_id)
+    finally:
+        postgres.close()
+    print(render_html(evidence) if args.format == "html" else json.dumps(evidence, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -458,6 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--broker", help="one broker's id")
     preview.add_argument("--json", action="store_true", help="every lead as one line of JSON (default: counts)")
     preview.set_defaults(func=cmd_campaign_preview)
+
+    evidence = sub.add_parser("evidence", help="a lead's compliance evidence: consent, e-mails, calls, suppressions")
+    evidence.add_argument("lead_id", type=uuid_arg)
+    evidence.add_argument("--format", choices=["json", "html"], default="json")
+    evidence.set_defaults(func=cmd_evidence)
 
     dlq = sub.add_parser("dlq", help="the dead-letter queue: list, show, retry, drop")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
