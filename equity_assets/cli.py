@@ -363,6 +363,94 @@ def cmd_leads_merge(args: argparse.Namespace) -> int:
     return 0 if outcome["merged"] else 1
 
 
+def parse_age(text: str):
+    """``90s``, ``30m``, ``2h`` or ``7d`` as a timedelta."""
+    from datetime import timedelta
+
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise argparse.ArgumentTypeError(f"age {text!r}: a number then s, m, h or d (e.g. 2h, 7d)")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """The dead-letter queue: list and show letters, retry or drop them by id."""
+    from .observe import dlq
+
+    postgres = _postgres()
+    try:
+        with postgres.connection() as conn:
+            if args.dlq_command == "list":
+                result: object = dlq.list_letters(conn, stage=args.stage, upload=args.upload, status=args.status,
+                                                  older_than=args.older_than, newer_than=args.newer_than,
+                                                  limit=args.limit)
+            elif args.dlq_command == "show":
+                result = dlq.show_letter(conn, args.id)
+                if result is None:
+                    raise LookupError(f"no dead letter {args.id}")
+            elif args.dlq_command == "retry":
+                result = {"retried": dlq.retry_letters(conn, args.ids)}
+            else:
+                result = {"dropped": dlq.drop_letters(conn, args.ids)}
+    finally:
+        postgres.close()
+    if args.json or args.dlq_command in ("retry", "drop"):
+        print(json.dumps(result, indent=None if args.json else 2))
+    elif args.dlq_command == "show":
+        print(json.dumps(result, indent=2))
+    else:
+        for row in result:  # type: ignore[union-attr]
+            print(f"{row['id']:>8}  {row['status']:<9} {row['stage']:<24} tries={row['attempts']}  "
+                  f"{row['created_at'][:19]}  {row['source_ref'] or '-'}  {row['reason'][:80]}")
+    return 0
+
+
+def cmd_campaign_preview(args: argparse.Namespace) -> int:
+    """Who `--date`'s batch would send to and why each other contactable lead would not; writes nothing."""
+    from datetime import date
+
+    from .campaign.preview import preview_day
+
+    # the campaign the code location would fall back on (the sandbox's outside production)
+    local = os.environ.get("EQUITY_ENV", "local") != "production"
+    default_campaign = os.environ.get("INSTANTLY_CAMPAIGN_ID") or ("sandbox-campaign" if local else None)
+    postgres = _postgres()
+    try:
+        with postgres.connection() as conn:
+            result = preview_day(conn, date.fromisoformat(args.date), default_campaign=default_campaign,
+                                 broker=args.broker)
+    finally:
+        postgres.close()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(json.dumps(result["counts"], indent=2))
+    return 0
+
+
+def uuid_arg(text: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a lead id (a UUID)") from None
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    """One lead's compliance evidence (consent, e-mails, calls and their gate, suppressions) as JSON or HTML."""
+    from .voice.evidence import lead_evidence, render_html
+
+    postgres = _postgres()
+    try:
+        with postgres.connection() as conn:
+            evidence = lead_evidence(conn, args.lead_id)
+    finally:
+        postgres.close()
+    print(render_html(evidence) if args.format == "html" else json.dumps(evidence, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equity", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -460,6 +548,36 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--by", help="who decided (default: $USER); recorded with the merge")
     merge.add_argument("--json", action="store_true", help="one line of JSON")
     merge.set_defaults(func=cmd_leads_merge)
+
+    campaign = sub.add_parser("campaign", help="the daily e-mail campaign")
+    campaign_sub = campaign.add_subparsers(dest="campaign_command", required=True)
+    preview = campaign_sub.add_parser("preview", help="dry run of a batch date: who would be sent, why not the others")
+    preview.add_argument("--date", required=True, help="batch date, YYYY-MM-DD")
+    preview.add_argument("--broker", help="one broker's id")
+    preview.add_argument("--json", action="store_true", help="every lead as one line of JSON (default: counts)")
+    preview.set_defaults(func=cmd_campaign_preview)
+
+    evidence = sub.add_parser("evidence", help="a lead's compliance evidence: consent, e-mails, calls, suppressions")
+    evidence.add_argument("lead_id", type=uuid_arg)
+    evidence.add_argument("--format", choices=["json", "html"], default="json")
+    evidence.set_defaults(func=cmd_evidence)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter queue: list, show, retry, drop")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="letters, newest first")
+    dlq_list.add_argument("--stage")
+    dlq_list.add_argument("--upload", help="an upload id (the letters' source)")
+    dlq_list.add_argument("--status", choices=["pending", "redriven", "resolved", "discarded", "dead"])
+    dlq_list.add_argument("--older-than", type=parse_age, help="e.g. 2h, 7d")
+    dlq_list.add_argument("--newer-than", type=parse_age, help="e.g. 30m, 1d")
+    dlq_list.add_argument("--limit", type=int, default=100)
+    dlq_sub.add_parser("show", help="one letter with its payload").add_argument("id", type=int)
+    dlq_sub.add_parser("retry", help="back to pending, due now, tries reset").add_argument("ids", type=int, nargs="+")
+    dlq_sub.add_parser("drop", help="discard (kept for the record, never retried)").add_argument(
+        "ids", type=int, nargs="+")
+    for command in dlq_sub.choices.values():
+        command.add_argument("--json", action="store_true", help="one line of JSON")
+    dlq.set_defaults(func=cmd_dlq)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
     bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice"])

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from .assets import pipeline_funnel
+from .redrive import dlq_redrive_job, dlq_redrive_schedule
 
 pipeline_funnel_job = dg.define_asset_job("pipeline_funnel_job", selection=dg.AssetSelection.assets(pipeline_funnel))
 
@@ -15,4 +16,5 @@ pipeline_funnel_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
-defs = dg.Definitions(assets=[pipeline_funnel], jobs=[pipeline_funnel_job], schedules=[pipeline_funnel_schedule])
+defs = dg.Definitions(assets=[pipeline_funnel], jobs=[pipeline_funnel_job, dlq_redrive_job],
+                      schedules=[pipeline_funnel_schedule, dlq_redrive_schedule])
