@@ -61,7 +61,7 @@ def campaign_link(gateway, gateway_db, postgres, sandbox_url) -> tuple[object, s
     refresh(defs)
     day = "2026-11-24"
     result = run_campaign(defs, partition=day, run_config={
-        "ops": {"instantly_campaign_leads": {"config": {"consent_base_url": gateway.url}}}})
+        "ops": {"campaign_day": {"config": {"consent_base_url": gateway.url}}}})
     assert result.success
     [mailed] = SandboxControl(sandbox_url).campaign_leads("browser-campaign")
     url = mailed["custom_variables"]["consent_url"]
