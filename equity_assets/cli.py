@@ -385,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     window.set_defaults(func=cmd_voice_window)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
-    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice", "reliability"])
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice",
+                                         "reliability"])
     bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
     bench.add_argument("--leads", type=int, help="verify/campaign/portal/voice/reliability: leads in the database")
     bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")

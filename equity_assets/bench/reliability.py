@@ -18,9 +18,11 @@ the lead that went wrong:
   against an independent oracle: 08:00–21:00 local in every zone of the place and the phone (zones
   written down here by hand, not taken from the gate's tables) and a consent the generator knows to
   be valid. Half way, a revocation is recorded for some leads: later steps must honour it.
+- ``gateway_load``: signed Instantly webhooks offered open-loop at 1,000 req/s for 60 s to a gateway
+  process on loopback (bounded, stops by itself); every accepted event must be in the inbox once.
 
 Prints one JSON object with ``lost_rows``, ``double_sends`` and ``compliance_violations`` summed
-over the scenarios, and each scenario's own figures::
+over the scenarios, ``gateway_p99_ms`` / ``gateway_req_per_s``, and each scenario's own figures::
 
     equity bench reliability --json
 """
@@ -55,6 +57,7 @@ from ..voice.calls import load_candidates
 from ..voice.planner import plan_calls
 from . import campaign as campaign_bench
 from . import verify as verify_bench
+from . import webhooks as webhooks_bench
 from .common import fresh_database
 
 OPTIONS = {"leads"}
@@ -337,20 +340,42 @@ def _is_dst_change(day: date) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# gateway load
+# --------------------------------------------------------------------------------------------
+
+
+def gateway_load(rate: int = 1000, seconds: float = 60.0) -> dict[str, Any]:
+    """Signed Instantly webhooks at ``rate`` req/s on loopback (`equity bench webhooks`'s open-loop client)."""
+    figures = webhooks_bench.run(rate, seconds)
+    return {
+        "injected": {"offered_rate": figures["offered_rate"], "seconds": figures["seconds"],
+                     "requests": figures["requests"]},
+        "found": {key: figures[key] for key in ("accepted", "statuses", "p50_ms", "max_ms", "stored", "lost")}
+                 | {"inbox_exactly_once": figures["stored"] == figures["accepted"]},
+        "gateway_p99_ms": figures["p99_ms"],
+        "gateway_req_per_s": figures["accepted_per_s"],
+        "lost_rows": figures["lost"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def run(leads: int = 2000) -> dict[str, Any]:
-    """Every scenario with ``leads`` leads; totals on top, each scenario's figures below."""
+    """Every scenario (``leads`` leads; a fifth of them in the month-long compliance run)."""
     started = time.perf_counter()
     scenarios = {
         "provider_faults": provider_faults(leads),
         "campaign_kill": campaign_kill(leads),
-        "compliance": compliance(leads),
+        "compliance": compliance(max(50, leads // 5), step=timedelta(hours=1)),
+        "gateway_load": gateway_load(),
     }
     return {
         "lost_rows": sum(s.get("lost_rows", 0) for s in scenarios.values()),
         "double_sends": sum(s.get("double_sends", 0) for s in scenarios.values()),
         "compliance_violations": sum(s.get("compliance_violations", 0) for s in scenarios.values()),
+        "gateway_p99_ms": scenarios["gateway_load"]["gateway_p99_ms"],
+        "gateway_req_per_s": scenarios["gateway_load"]["gateway_req_per_s"],
         "seconds": round(time.perf_counter() - started, 1),
         "scenarios": scenarios,
     }
