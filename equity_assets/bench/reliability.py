@@ -35,10 +35,11 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from datetime import date, datetime, time as clock, timedelta, timezone
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -144,9 +145,10 @@ def campaign_day(dsn: str, sandbox_url: str, partition: str, chunk_size: int) ->
     return result.success
 
 
-def _start_day(dsn: str, url: str, partition: str, chunk_size: int) -> subprocess.Popen[bytes]:
+def _start_day(dsn: str, url: str, partition: str, chunk_size: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """The day in a child process; its (verbose) log goes to a file, where a full pipe cannot block it."""
     return subprocess.Popen([sys.executable, "-c", _CHILD, dsn, url, partition, str(chunk_size)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
 
 
 def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, push_latency_ms: int = 150,
@@ -155,14 +157,14 @@ def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, 
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))  # the child inherits it
     partition = campaign_days.get_last_partition_key()
     with fresh_database("equity_rel_campaign") as (admin, app), \
-            verify_bench.sandbox_process(latency_ms=0) as url:
+            verify_bench.sandbox_process(latency_ms=0) as url, tempfile.TemporaryFile() as log:
         campaign_bench.seed(admin, app, leads, brokers)
         postgres = PostgresResource(dsn=app, max_size=1)
         campaign_bench.timed_refresh(postgres, full=True)  # the contactable set the 05:30 refresh builds
         postgres.close()
         control = SandboxControl(url)
         control.set_faults(path_faults={INSTANTLY_PATH: {"latency_ms": push_latency_ms}})
-        child = _start_day(app, url, partition, chunk_size)
+        child = _start_day(app, url, partition, chunk_size, log)
         deadline = time.monotonic() + timeout_s
         received_at_kill = 0
         while child.poll() is None and time.monotonic() < deadline:
@@ -173,8 +175,12 @@ def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, 
             time.sleep(0.05)
         first_exit = child.wait(timeout=30)
         killed = first_exit == -signal.SIGKILL
-        rerun = _start_day(app, url, partition, chunk_size)
-        _, rerun_err = rerun.communicate(timeout=timeout_s)
+        log.seek(0)
+        log.truncate()
+        rerun = _start_day(app, url, partition, chunk_size, log)
+        rerun.wait(timeout=timeout_s)
+        log.seek(0)
+        rerun_err = log.read()
         control.set_faults(path_faults={INSTANTLY_PATH: None})
         uploads: dict[str, int] = {}
         with psycopg.connect(app) as conn:
