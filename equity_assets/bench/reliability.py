@@ -145,16 +145,18 @@ def campaign_day(dsn: str, sandbox_url: str, partition: str, chunk_size: int) ->
     return result.success
 
 
-def _start_day(dsn: str, url: str, partition: str, chunk_size: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
+def _start_day(dsn: str, url: str, partition: str, chunk_size: int, log: IO[bytes],
+               env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The day in a child process; its (verbose) log goes to a file, where a full pipe cannot block it."""
     return subprocess.Popen([sys.executable, "-c", _CHILD, dsn, url, partition, str(chunk_size)],
-                            stdout=subprocess.DEVNULL, stderr=log)
+                            stdout=subprocess.DEVNULL, stderr=log, env=env)
 
 
 def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, push_latency_ms: int = 150,
                   kill_after_leads: int = 200, timeout_s: float = 300.0) -> dict[str, Any]:
     """Kill the campaign day mid-push with SIGKILL, run it again, count uploads per lead."""
-    os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))  # the child inherits it
+    # Both children mint consent links under one secret: the caller's, or a throw-away one.
+    env = {**os.environ, "EQUITY_CONSENT_SECRET": os.environ.get("EQUITY_CONSENT_SECRET") or secrets.token_urlsafe(32)}
     partition = campaign_days.get_last_partition_key()
     with fresh_database("equity_rel_campaign") as (admin, app), \
             verify_bench.sandbox_process(latency_ms=0) as url, tempfile.TemporaryFile() as log:
@@ -164,7 +166,7 @@ def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, 
         postgres.close()
         control = SandboxControl(url)
         control.set_faults(path_faults={INSTANTLY_PATH: {"latency_ms": push_latency_ms}})
-        child = _start_day(app, url, partition, chunk_size, log)
+        child = _start_day(app, url, partition, chunk_size, log, env)
         deadline = time.monotonic() + timeout_s
         received_at_kill = 0
         while child.poll() is None and time.monotonic() < deadline:
@@ -177,7 +179,7 @@ def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, 
         killed = first_exit == -signal.SIGKILL
         log.seek(0)
         log.truncate()
-        rerun = _start_day(app, url, partition, chunk_size, log)
+        rerun = _start_day(app, url, partition, chunk_size, log, env)
         rerun.wait(timeout=timeout_s)
         log.seek(0)
         rerun_err = log.read()
