@@ -580,9 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.set_defaults(func=cmd_dlq)
 
     bench = sub.add_parser("bench", help="benchmarks; print one JSON object of figures and ratios")
-    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice"])
+    bench.add_argument("bench", choices=["ingest", "verify", "campaign", "replies", "webhooks", "portal", "voice",
+                                         "reliability"])
     bench.add_argument("--rows", type=int, help="ingest: rows in the synthetic export")
-    bench.add_argument("--leads", type=int, help="verify/campaign/portal/voice: leads in the database")
+    bench.add_argument("--leads", type=int, help="verify/campaign/portal/voice/reliability: leads in the database")
     bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")
     bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
     bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")

@@ -9,7 +9,7 @@ events missing from ``webhook_events`` afterwards (must be 0).
 
 The rate limit is lifted for the run (one client IP sends everything) but still counted in the
 database on every request, as in production. 100 warm-up requests (stored, not timed) open the
-gateway's connection pool first. Bounded: at most 2,000 req/s for 30 s, 127.0.0.1 only.
+gateway's connection pool first. Bounded: at most 2,000 req/s for 60 s, 127.0.0.1 only.
 Target: p99 < 50 ms at 500 req/s.
 """
 
@@ -32,7 +32,7 @@ from .common import fresh_database
 OPTIONS = {"rate", "seconds"}
 TARGETS = {"rate": 500, "p99_ms": 50.0}
 MAX_RATE = 2000
-MAX_SECONDS = 30.0
+MAX_SECONDS = 60.0
 CONNECTIONS = 64
 WARM_UP = 100  # requests before the measured run (stored too, not timed)
 HOST = "127.0.0.1"

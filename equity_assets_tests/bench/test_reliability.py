@@ -1,0 +1,81 @@
+"""The fast parts of `equity bench reliability`: each scenario on a small scale, on the real cluster.
+
+Each scenario creates (and drops) its own database; the sandbox and the killed campaign day run in
+processes of their own, as in the bench.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from equity_assets.bench import reliability
+from equity_assets.voice import planner
+from equity_assets.voice.gate import GateDecision
+
+DST_DAYS = (date(2026, 3, 8), date(2026, 11, 1))
+
+
+def test_provider_faults_leave_every_lead_verified_or_in_the_dlq(test_db) -> None:
+    figures = reliability.provider_faults(120, chunk_size=10, throttle_burst=4)
+    injected, found = figures["injected"], figures["found"]
+    assert injected["injected_5xx"] > 0 and injected["injected_429"] > 0, injected
+    assert figures["lost_rows"] == 0, found["lost_leads"]
+    assert found["reconciles"] and found["leads"] == 120
+    assert found["verified"] > 0
+
+
+def test_campaign_day_killed_mid_push_then_rerun_sends_each_lead_once(test_db) -> None:
+    figures = reliability.campaign_kill(300, 2, chunk_size=10, kill_after_leads=40)
+    found = figures["found"]
+    assert found["killed_mid_push"], figures["injected"]
+    assert found["rerun_exit_code"] == 0, found["rerun_error_tail"]
+    assert figures["double_sends"] == 0, found["uploaded_twice"]
+    assert figures["lost_rows"] == 0, (found["lost"], found["pushed_but_not_in_instantly"])
+    assert found["selected"] > 0 and found["leads_in_instantly"] == found["sends_by_status"].get("pushed")
+
+
+def test_no_call_outside_the_window_or_without_consent_over_dst_days(test_db) -> None:
+    figures = reliability.compliance(120, days=DST_DAYS)
+    found = figures["found"]
+    assert figures["compliance_violations"] == 0, found["violations"]
+    assert figures["injected"]["dst_days"] == [d.isoformat() for d in DST_DAYS]
+    assert figures["injected"]["revoked_mid_run"] > 0
+    assert found["allowed"] > 0 and found["refusals_by_reason"].get("outside_window", 0) > 0
+    assert found["refusals_by_reason"].get("consent_revoked", 0) > 0
+
+
+def test_the_compliance_run_names_the_calls_a_broken_gate_would_place(test_db, monkeypatch) -> None:
+    def allow_everything(facts, at, **_):
+        return GateDecision(True, (), None)
+
+    monkeypatch.setattr(planner, "evaluate", allow_everything)
+    figures = reliability.compliance(40, days=(date(2026, 11, 1),), step=timedelta(hours=2))
+    kinds = figures["found"]["violations_by_kind"]
+    assert figures["compliance_violations"] > 0
+    assert kinds.get("outside_window", 0) > 0 and kinds.get("no_valid_consent", 0) > 0
+    assert {"lead", "at", "phone", "why"} <= set(figures["found"]["violations"][0])
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        # 850 reaches Central and Eastern: 08:30 in Tallahassee is still 07:30 in Pensacola.
+        (datetime(2026, 7, 1, 12, 30, tzinfo=timezone.utc), ["outside_window:America/Chicago@07:30"]),
+        (datetime(2026, 7, 1, 14, 0, tzinfo=timezone.utc), []),
+        # 01:30 UTC is 21:30 EDT the night before fall-back, and 20:30 EST the night after it.
+        (datetime(2026, 11, 1, 1, 30, tzinfo=timezone.utc), ["outside_window:America/New_York@21:30"]),
+        (datetime(2026, 11, 2, 1, 30, tzinfo=timezone.utc), []),
+    ],
+)
+def test_the_oracle_checks_every_zone_of_the_place_and_the_phone(at, expected) -> None:
+    truth = {"zones": {"America/New_York", "America/Chicago"}, "consent": "granted", "consent_valid_until": None}
+    assert reliability.oracle_violations(truth, at) == expected
+
+
+def test_the_oracle_refuses_a_consent_revoked_before_the_call() -> None:
+    revoked = datetime(2026, 7, 1, 15, 0, tzinfo=timezone.utc)
+    truth = {"zones": {"America/New_York"}, "consent": "revoked", "consent_valid_until": revoked}
+    assert reliability.oracle_violations(truth, revoked) == ["no_valid_consent:revoked"]
+    assert reliability.oracle_violations(truth, datetime(2026, 7, 1, 14, 0, tzinfo=timezone.utc)) == []
