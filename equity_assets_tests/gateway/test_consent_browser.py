@@ -6,6 +6,7 @@ would receive it. A screenshot of every state lands in the test's tmp dir.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +27,10 @@ CONSENT_SECRET = "browser-consent-secret-0123456789"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing; `make test` as root installs Debian's chromium")
+        reason = f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing; `make test` as root installs Debian's chromium"
+        if os.environ.get("CI"):  # CI installs it as root: a missing browser there is a failure, not a skip
+            pytest.fail(reason)
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
