@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -96,11 +97,21 @@ def tick(dep, schedule: str, job: str, local: datetime) -> list[str]:
             for r in evaluation["runRequests"]]
 
 
-def stop_schedule(dep, name: str) -> None:
-    """Real time must not tick during the test: the ticks it needs are evaluated explicitly."""
-    state = dep.graphql(SCHEDULE_STATE, s={**REPO, "scheduleName": name})["scheduleOrError"]["scheduleState"]
-    answer = dep.graphql(STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
-    assert answer["scheduleState"]["status"] == "STOPPED", answer
+def stop_schedule(dep, name: str, tries: int = 10) -> None:
+    """Real time must not tick during the test: the ticks it needs are evaluated explicitly.
+
+    The daemon may be writing the schedule's stored state at the same moment (a schedule that is on
+    by default has none until then), and the stop then answers an error: ask again."""
+    answer: dict = {}
+    for _ in range(tries):
+        state = dep.graphql(SCHEDULE_STATE, s={**REPO, "scheduleName": name})["scheduleOrError"]["scheduleState"]
+        if state["status"] == "STOPPED":
+            return
+        answer = dep.graphql(STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
+        if (answer.get("scheduleState") or {}).get("status") == "STOPPED":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{name} did not stop: {answer}")
 
 
 @pytest.fixture
