@@ -2,21 +2,15 @@
 
 # No `from __future__ import annotations`: Dagster reads the config and context annotations.
 import time
-from collections import Counter
 
 import dagster as dg
 from pydantic import Field
 
 from ..db.resources import PostgresResource
-from .inbox import DEFAULT_MAX_TRIES, PROVIDER, claim, ignore_uninteresting, park_in_dlq, process_event, record_failure
+from ..observe.inbox import DEFAULT_MAX_TRIES, drain, due_event_ids
+from .inbox import PROVIDER, STAGE, ignore_uninteresting, process_event
 
 OWNERS = ["team:data-platform"]
-
-_DUE_SQL = """
-SELECT id FROM webhook_events
-WHERE provider = %s AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-ORDER BY id LIMIT %s
-"""
 
 
 class EmailRepliesConfig(dg.Config):
@@ -50,39 +44,22 @@ def email_replies(
     run_id = context.run.run_id
     with postgres.connection() as conn:
         ignored = ignore_uninteresting(conn)
-        ids = list(config.event_ids) or [r[0] for r in conn.execute(_DUE_SQL, (PROVIDER, config.limit))]
-    outcomes: Counter[str] = Counter()
-    revocations = failures = 0
-    for event_id in ids:
-        with postgres.connection() as conn:
-            tries = claim(conn, event_id)
-        if tries is None:
-            outcomes["skipped"] += 1
-            continue
-        if tries > config.max_tries:  # earlier tries died with their process: never got to record_failure
-            with postgres.connection() as conn:
-                park_in_dlq(conn, event_id, f"poison event: {tries - 1} tries did not finish", run_id=run_id)
-            outcomes["dlq"] += 1
-            continue
-        try:
-            with postgres.connection() as conn:
-                outcome = process_event(conn, event_id, run_id=run_id)
-        except Exception as exc:  # one bad event must not stop the others
-            failures += 1
-            with postgres.connection() as conn:
-                parked = record_failure(conn, event_id, tries, exc, max_tries=config.max_tries, run_id=run_id)
-            outcomes["dlq" if parked else "retry"] += 1
-            context.log.warning("webhook event %s failed (try %d): %s", event_id, tries, type(exc).__name__)
-            continue
-        outcomes[outcome.outcome] += 1
-        revocations += outcome.revocation
+        ids = list(config.event_ids) or due_event_ids(conn, PROVIDER, config.limit)
+
+    def warn(event_id: int, tries: int, exc: BaseException) -> None:
+        context.log.warning("webhook event %s failed (try %d): %s", event_id, tries, type(exc).__name__)
+
+    drained = drain(postgres.connection, ids, lambda conn, event_id: process_event(conn, event_id, run_id=run_id),
+                    provider=PROVIDER, stage=STAGE, max_tries=config.max_tries, run_id=run_id, on_failure=warn)
+    outcomes = drained.outcomes
+    revocations = sum(result.revocation for result in drained.results)
     context.log.info("email replies: %s (ignored %d)", dict(outcomes), ignored)
     return dg.MaterializeResult(
         metadata={
             "events": len(ids),
             "ignored_events": ignored,
             "revocations": revocations,
-            "failed_tries": failures,
+            "failed_tries": drained.failures,
             "outcomes": dg.MetadataValue.json(dict(outcomes)),
             "duration_s": round(time.perf_counter() - started, 3),
         }

@@ -1,10 +1,9 @@
 """Processing Instantly events from the webhook inbox: classify, then apply the effects in one transaction.
 
-An event is *claimed* before it is processed: its try counter goes up and a retry time is set in a
-transaction of its own, so even a process killed mid-event has counted the try. After
-``max_tries`` tries the event is parked in the dead-letter queue (status ``failed``) and the
-others carry on. An event whose e-mail matches no lead goes to the DLQ at once: no retry will
-find a lead that does not exist.
+The claim / retry / dead-letter loop is the shared inbox drain (``observe.inbox``): an event is
+claimed in a transaction of its own, retried with backoff, parked in the DLQ after ``max_tries``.
+An event whose e-mail matches no lead goes to the DLQ at once: no retry will find a lead that
+does not exist.
 
 Effects of one event, all in the transaction that marks it processed:
 
@@ -28,13 +27,13 @@ from typing import Any
 
 import psycopg
 
-from ..observe.events import DeadLetter, Event, Stage, record_event, send_to_dlq
+from ..observe.events import Event, Stage, record_event
+from ..observe.inbox import mark_processed, park
 from ..vendors.webhooks import InstantlyEvent, WireError
 from .classifier import CLASSIFIER_NAME, Classification, classify_event
 
 STAGE = Stage.EMAIL_REPLIES
 PROVIDER = "instantly"
-DEFAULT_MAX_TRIES = 3
 #: Internal do-not-call entries are kept five years; e-mail opt-outs are permanent.
 PHONE_SUPPRESSION = timedelta(days=5 * 365)
 HUMAN_REPLY_INTENTS = frozenset({"interested", "question", "not_interested", "unsubscribe", "wrong_person",
@@ -51,41 +50,6 @@ class Outcome:
     event_id: int
     outcome: str
     revocation: bool = False
-
-
-def claim(conn: psycopg.Connection, event_id: int) -> int | None:
-    """Count a try of a pending event and set its retry time (1, 4, 16 … minutes); None when it is
-    no longer pending."""
-    row = conn.execute(
-        """UPDATE webhook_events SET attempts = attempts + 1,
-                  next_attempt_at = now() + make_interval(mins => power(4, attempts)::int)
-           WHERE id = %s AND status = 'pending' RETURNING attempts""",
-        (event_id,),
-    ).fetchone()
-    return row[0] if row else None
-
-
-def park_in_dlq(conn: psycopg.Connection, event_id: int, reason: str, *, run_id: str | None,
-                payload: dict[str, Any] | None = None) -> None:
-    """Give up on an event: status ``failed`` and a dead letter saying why."""
-    conn.execute(
-        """UPDATE webhook_events SET status = 'failed', outcome = 'dlq', last_error = %s, processed_at = now()
-           WHERE id = %s""",
-        (reason, event_id),
-    )
-    send_to_dlq(conn, STAGE, [DeadLetter(reason=reason, source_ref=f"webhook_events:{event_id}",
-                                         payload=payload)], run_id=run_id)
-
-
-def record_failure(conn: psycopg.Connection, event_id: int, tries: int, error: BaseException, *,
-                   max_tries: int, run_id: str | None) -> bool:
-    """Note a failed try (error type and message only); True when the event went to the DLQ."""
-    reason = f"{type(error).__name__}: {str(error)[:300]}"
-    if tries >= max_tries:
-        park_in_dlq(conn, event_id, f"poison event after {tries} tries: {reason}", run_id=run_id)
-        return True
-    conn.execute("UPDATE webhook_events SET last_error = %s WHERE id = %s", (reason, event_id))
-    return False
 
 
 def ignore_uninteresting(conn: psycopg.Connection) -> int:
@@ -132,29 +96,21 @@ def process_event(conn: psycopg.Connection, event_id: int, *, run_id: str | None
     try:
         event = InstantlyEvent.from_payload(payload)
     except WireError as exc:
-        park_in_dlq(conn, event_id, f"unreadable event: {exc}", run_id=run_id)
+        park(conn, STAGE, event_id, f"unreadable event: {exc}", run_id=run_id)
         return Outcome(event_id, "dlq")
     verdict = classify_event(event.event_type, event.reply_text, event.reply_subject)
     if verdict is None:
-        _mark(conn, event_id, "ignored")
+        mark_processed(conn, event_id, "ignored")
         return Outcome(event_id, "ignored")
     leads = _leads_for(conn, event.lead_email) if event.lead_email else []
     if not leads:
-        park_in_dlq(conn, event_id, "unknown lead e-mail" if event.lead_email else "event has no lead_email",
+        park(conn, STAGE, event_id, "unknown lead e-mail" if event.lead_email else "event has no lead_email",
                     run_id=run_id, payload={"event_type": event.event_type, "intent": verdict.intent})
         return Outcome(event_id, "dlq")
     at = _event_time(event, received_at)
     apply_effects(conn, event_id, event, verdict, leads, at=at, run_id=run_id)
-    _mark(conn, event_id, verdict.intent)
+    mark_processed(conn, event_id, verdict.intent)
     return Outcome(event_id, verdict.intent, verdict.revocation)
-
-
-def _mark(conn: psycopg.Connection, event_id: int, outcome: str) -> None:
-    conn.execute(
-        "UPDATE webhook_events SET status = 'processed', outcome = %s, processed_at = now(), last_error = NULL "
-        "WHERE id = %s",
-        (outcome, event_id),
-    )
 
 
 def apply_effects(conn: psycopg.Connection, event_id: int, event: InstantlyEvent, verdict: Classification,

@@ -13,10 +13,11 @@ from ..db.resources import PostgresResource
 from ..vendors.vapi import VapiError, VapiResource
 from . import calls as store
 from .gate import DEFAULT_MIN_GAP
-from .inbox import DEFAULT_MAX_TRIES, claim, ignore_unhandled, park, process_event, record_failure
+from ..observe.inbox import DEFAULT_MAX_TRIES, drain, due_event_ids
+from .inbox import ignore_unhandled, process_event
 from .notify import DEFAULT_MAX_TRIES as NOTIFY_MAX_TRIES
 from .notify import deliver_due
-from .outcomes import PROVIDER, OutcomeSettings
+from .outcomes import PROVIDER, STAGE, OutcomeSettings
 from .planner import CallCaps, plan_calls
 
 OWNERS = ["team:data-platform"]
@@ -151,13 +152,6 @@ class CallOutcomesConfig(dg.Config):
     appointment_fee: float = Field(default=150.0, ge=0, description="billing_events amount of appointment_set.")
 
 
-_DUE_SQL = """
-SELECT id FROM webhook_events
-WHERE provider = %s AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
-ORDER BY id LIMIT %s
-"""
-
-
 @dg.asset(
     deps=[voice_calls],
     group_name="voice",
@@ -179,38 +173,22 @@ def call_outcomes(context: dg.AssetExecutionContext, config: CallOutcomesConfig,
     settings = OutcomeSettings(appointment_fee=Decimal(str(config.appointment_fee)))
     with postgres.connection() as conn:
         ignored = ignore_unhandled(conn)
-        ids = list(config.event_ids) or [r[0] for r in conn.execute(_DUE_SQL, (PROVIDER, config.limit))]
-    outcomes: Counter[str] = Counter()
-    failures = 0
-    for event_id in ids:
-        with postgres.connection() as conn:
-            tries = claim(conn, event_id)
-        if tries is None:
-            outcomes["skipped"] += 1
-            continue
-        if tries > config.max_tries:  # earlier tries died with their process
-            with postgres.connection() as conn:
-                park(conn, event_id, f"poison event: {tries - 1} tries did not finish", run_id=run_id)
-            outcomes["dlq"] += 1
-            continue
-        try:
-            with postgres.connection() as conn:
-                result = process_event(conn, event_id, settings=settings, run_id=run_id)
-        except Exception as exc:  # one bad event must not stop the others
-            failures += 1
-            with postgres.connection() as conn:
-                parked = record_failure(conn, event_id, tries, exc, max_tries=config.max_tries, run_id=run_id)
-            outcomes["dlq" if parked else "retry"] += 1
-            context.log.warning("vapi event %s failed (try %d): %s", event_id, tries, type(exc).__name__)
-            continue
-        outcomes[result.outcome] += 1
+        ids = list(config.event_ids) or due_event_ids(conn, PROVIDER, config.limit)
+
+    def warn(event_id: int, tries: int, exc: BaseException) -> None:
+        context.log.warning("vapi event %s failed (try %d): %s", event_id, tries, type(exc).__name__)
+
+    drained = drain(postgres.connection, ids,
+                    lambda conn, event_id: process_event(conn, event_id, settings=settings, run_id=run_id),
+                    provider=PROVIDER, stage=STAGE, max_tries=config.max_tries, run_id=run_id, on_failure=warn)
+    outcomes = drained.outcomes
     notified = deliver_due(postgres.connection, now=datetime.now(timezone.utc), max_tries=config.notify_max_tries,
                            run_id=run_id)
     context.log.info("call outcomes: %s; notifications %s", dict(outcomes), dict(notified))
     return dg.MaterializeResult(metadata={
         "events": len(ids),
         "ignored_events": ignored,
-        "failed_tries": failures,
+        "failed_tries": drained.failures,
         "outcomes": dg.MetadataValue.json(dict(outcomes)),
         "booked": outcomes.get("booked", 0),
         "notifications": dg.MetadataValue.json(dict(notified)),

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 
 from equity_assets.security.signing import verify_request
 from equity_assets.serving import running_in_thread
-from equity_assets.voice.inbox import claim, process_event
+from equity_assets.observe.inbox import claim
+from equity_assets.voice.inbox import process_event
 from equity_assets.voice.notify import SECRET_ENV, deliver_due
 from equity_assets.voice.outcomes import OutcomeSettings
 
@@ -47,7 +48,7 @@ def booked(db: psycopg.Connection, url: str) -> None:
     lead = add_consenting_lead(db, add_broker(db, notify_url=url))
     _, vapi_id = add_call(db, lead)
     event = add_inbox(db, report_message(vapi_id))
-    claim(db, event)
+    claim(db, "vapi", event)
     with db.transaction():
         assert process_event(db, event, settings=OutcomeSettings()).outcome == "booked"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from equity_assets.voice.inbox import claim, process_event
+from equity_assets.observe.inbox import claim
+from equity_assets.voice.inbox import process_event
 from equity_assets.voice.outcomes import OutcomeSettings, map_outcome
 
 from .conftest import add_broker, add_call, add_consenting_lead, add_inbox, report_message, status_message
@@ -42,7 +43,7 @@ def test_outcome_mapping(structured, ended_reason, transcript, expected) -> None
 
 
 def process(db: psycopg.Connection, event_id: int) -> str:
-    assert claim(db, event_id) == 1
+    assert claim(db, "vapi", event_id) == 1
     with db.transaction():
         return process_event(db, event_id, settings=SETTINGS).outcome
 
