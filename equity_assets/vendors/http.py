@@ -1,4 +1,4 @@
-"""The HTTP base every vendor resource is built on (Melissa, BatchData, Instantly).
+"""The HTTP base every vendor resource is built on (Melissa, BatchData, Instantly, VAPI).
 
 One session factory: default ``(connect, read)`` timeouts, urllib3 ``Retry`` on 429/5xx and
 transport errors with exponential backoff + jitter, ``Retry-After`` honoured, and a counter of
@@ -8,6 +8,7 @@ client raises, so callers can tell "service said no" from "service unreachable".
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -140,6 +141,19 @@ def build_session(
     return session
 
 
+def backoff_delay(attempt: int, *, factor: float, jitter: float, cap: float, retry_after: str | None = None,
+                  retry_after_max: float = DEFAULT_RETRY_AFTER_MAX_S) -> float:
+    """Seconds to wait before retry ``attempt + 1`` of a call the session may not retry by itself.
+
+    The same rule as the session's: ``factor * 2**attempt`` plus up to ``jitter``, capped at ``cap``;
+    a ``Retry-After`` in seconds wins when it asks for longer (capped at ``retry_after_max``).
+    """
+    delay = min(factor * (2 ** attempt) + random.uniform(0, jitter), cap)
+    if retry_after and retry_after.strip().isdigit():
+        delay = max(delay, min(float(retry_after), retry_after_max))
+    return delay
+
+
 def retries_spent(response: requests.Response) -> int:
     """Retries urllib3 made before producing ``response`` (0 when unknown)."""
     retry = getattr(response.raw, "retries", None)
@@ -252,6 +266,8 @@ class HttpApiResource(dg.ConfigurableResource):
     """
 
     provider: ClassVar[str] = "http"
+    #: Methods the session retries by itself; a vendor whose POST is not safe to repeat narrows it.
+    retry_methods: ClassVar[frozenset[str]] = RETRY_METHODS
 
     base_url: str = Field(description="Service root, e.g. https://api.example.com (no trailing path).")
     timeout_s: float = Field(default=DEFAULT_TIMEOUT[1], description="Read timeout per request, seconds.")
@@ -288,6 +304,10 @@ class HttpApiResource(dg.ConfigurableResource):
         """Connections to keep per host; subclasses that fan out raise it to their concurrency."""
         return 4
 
+    def _session_headers(self) -> Mapping[str, str]:
+        """Headers sent with every request (a vendor whose every call carries its key adds it here)."""
+        return {}
+
     def _new_session(self) -> RetryingSession:
         return build_session(
             total_retries=self.max_retries,
@@ -295,9 +315,17 @@ class HttpApiResource(dg.ConfigurableResource):
             backoff_jitter=self.backoff_jitter,
             backoff_max=self.backoff_max_s,
             retry_after_max=self.retry_after_max_s,
+            allowed_methods=self.retry_methods,
             timeout=(self.connect_timeout_s, self.timeout_s),
             pool_maxsize=self._connection_pool_size(),
+            headers=self._session_headers(),
         )
+
+    def _backoff(self, attempt: int, retry_after: str | None = None) -> float:
+        """:func:`backoff_delay` with this resource's settings, counted as a retry of its session."""
+        self._get_session().retry_counter.increment()
+        return backoff_delay(attempt, factor=self.backoff_factor, jitter=self.backoff_jitter, cap=self.backoff_max_s,
+                             retry_after=retry_after, retry_after_max=self.retry_after_max_s)
 
     def _get_session(self) -> RetryingSession:
         """The open session, created once even when several threads ask at the same time."""

@@ -6,26 +6,26 @@
 Placing a call is not safe to repeat blindly: a request that timed out, or answered 5xx, may
 still have placed the call. So :meth:`VapiResource.create_call` never lets the HTTP layer retry
 the POST; before each retry it lists the calls recently made from the same number and returns the
-one carrying our idempotency key if there is one. 429 and 5xx are retried with exponential backoff
-and jitter, ``Retry-After`` honoured; reads (GET) are retried by the session itself.
+one carrying our idempotency key if there is one. The resource is built on the shared vendor
+HTTP base: its session (timeouts, auth header, retry counter) retries reads (GET) on 429/5xx by
+itself, ``Retry-After`` honoured; a create's 429/5xx/timeout is retried by ``create_call`` with
+the same backoff rule (exponential, jitter, ``Retry-After`` wins).
 """
 
 from __future__ import annotations
 
-import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
-import dagster as dg
 import requests
-from pydantic import Field, PrivateAttr
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from pydantic import Field
+
+from equity_assets.vendors.http import RETRY_STATUSES, HttpApiResource
 
 VAPI_BASE_URL = "https://api.vapi.ai"
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 IDEMPOTENCY_KEY = "idempotency_key"
 
 
@@ -64,8 +64,12 @@ class VapiCall:
                    created_at=body.get("createdAt"), raw=body)
 
 
-class VapiResource(dg.ConfigurableResource):
+class VapiResource(HttpApiResource):
     """VAPI's REST API: ``POST /call`` (idempotent by our key), ``GET /call`` and ``GET /call/{id}``."""
+
+    provider: ClassVar[str] = "vapi"
+    #: Only reads are retried by the session; a create is retried by create_call after a look-up.
+    retry_methods: ClassVar[frozenset[str]] = frozenset({"GET"})
 
     api_key: str = Field(description="VAPI private key (Bearer); pass dg.EnvVar('VAPI_API_KEY').")
     assistant_id: str = Field(default="equity-assistant", description="The assistant that makes our calls.")
@@ -73,42 +77,12 @@ class VapiResource(dg.ConfigurableResource):
     server_url: str | None = Field(default=None, description="Where VAPI posts status and end-of-call reports "
                                    "(our gateway's /v1/webhooks/vapi); None: the assistant's own setting.")
     timeout_s: float = Field(default=15.0, gt=0, description="Read timeout per request, seconds.")
-    connect_timeout_s: float = Field(default=3.05, gt=0, description="Connect timeout, seconds.")
-    max_retries: int = Field(default=4, ge=0, description="Retries of a create on 429/5xx/timeouts.")
-    backoff_s: float = Field(default=0.5, ge=0, description="First backoff; doubles each retry, plus jitter.")
-    backoff_max_s: float = Field(default=20.0, ge=0, description="Cap on one backoff sleep (and on Retry-After).")
+    max_retries: int = Field(default=4, ge=0, description="Retries per request on 429/5xx/timeouts.")
+    backoff_max_s: float = Field(default=20.0, ge=0, description="Cap on one backoff sleep, seconds.")
+    retry_after_max_s: int = Field(default=20, ge=0, description="Cap on an obeyed Retry-After, seconds.")
 
-    _session: requests.Session | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._session = self._new_session()
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
-
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        # Only reads are retried by urllib3; a create is retried by create_call after a look-up.
-        retry = Retry(total=self.max_retries, backoff_factor=self.backoff_s, status_forcelist=RETRY_STATUSES,
-                      allowed_methods=frozenset({"GET"}), respect_retry_after_header=True, raise_on_status=False)
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers.update({"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"})
-        return session
-
-    def _http(self) -> requests.Session:
-        if self._session is None:
-            self._session = self._new_session()
-        return self._session
-
-    def _timeout(self) -> tuple[float, float]:
-        return (self.connect_timeout_s, self.timeout_s)
+    def _session_headers(self) -> Mapping[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     # ----------------------------------------------------------------------------------- calls
 
@@ -138,7 +112,7 @@ class VapiResource(dg.ConfigurableResource):
                 if existing is not None:
                     return existing
             try:
-                response = self._http().post(self._url("/call"), json=body, timeout=self._timeout())
+                response = self._get_session().post(self._url("/call"), json=body)
             except requests.RequestException as exc:  # the call may or may not have been placed
                 last_error = VapiError(f"vapi: {type(exc).__name__} on POST /call", retryable=True)
                 self._sleep(attempt, None)
@@ -166,7 +140,7 @@ class VapiResource(dg.ConfigurableResource):
         if created_after is not None:
             params["createdAtGt"] = created_after.isoformat()
         try:
-            response = self._http().get(self._url("/call"), params=params, timeout=self._timeout())
+            response = self._get_session().get(self._url("/call"), params=params)
         except requests.RequestException:
             return None  # cannot tell: the caller retries the create, whose next look-up may answer
         if response.status_code != 200:
@@ -180,23 +154,16 @@ class VapiResource(dg.ConfigurableResource):
     def get_call(self, call_id: str) -> VapiCall:
         """One call as VAPI has it now (status, endedReason, analysis, artifact …)."""
         try:
-            response = self._http().get(self._url(f"/call/{call_id}"), timeout=self._timeout())
+            response = self._get_session().get(self._url(f"/call/{call_id}"))
         except requests.RequestException as exc:
             raise VapiError(f"vapi: {type(exc).__name__} on GET /call/{{id}}", retryable=True) from None
         if response.status_code != 200:
             raise VapiError(f"vapi: HTTP {response.status_code} on GET /call/{{id}}", status=response.status_code)
         return VapiCall.from_wire(_json(response))
 
-    def _url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + path
-
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        if attempt >= self.max_retries:
-            return
-        delay = self.backoff_s * (2 ** attempt) + random.uniform(0, self.backoff_s)
-        if retry_after and retry_after.strip().isdigit():
-            delay = max(delay, float(retry_after))
-        time.sleep(min(delay, self.backoff_max_s))
+        if attempt < self.max_retries:
+            time.sleep(self._backoff(attempt, retry_after))
 
 
 def _json(response: requests.Response) -> Any:

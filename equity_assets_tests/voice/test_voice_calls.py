@@ -130,7 +130,7 @@ def test_a_reservation_left_by_a_crash_is_placed_once(db, postgres, sandbox_url,
 
 @pytest.mark.parametrize("sandbox_config", [SandboxConfig(vapi_answer_delay_s=1.5)], indirect=True)
 def test_create_that_timed_out_is_found_not_repeated(sandbox_url):
-    vapi = vapi_for(sandbox_url, timeout_s=0.4, backoff_s=0.1, max_retries=3)
+    vapi = vapi_for(sandbox_url, timeout_s=0.4, backoff_factor=0.1, max_retries=3)
     call = vapi.create_call(idempotency_key="call:x:1", phone_number_id="pn-1", customer_number="+12125550101")
     assert call.metadata["idempotency_key"] == "call:x:1"
     assert len(sandbox_calls(sandbox_url)) == 1
@@ -140,7 +140,7 @@ def test_create_that_timed_out_is_found_not_repeated(sandbox_url):
 def test_create_retries_429_and_5xx(sandbox_url, sandbox_control, status):
     # /call faults hit the POST and the look-up GET alike; either way one call is placed
     sandbox_control.set_faults(path_faults={"/call": {"fail_next": 3, "fail_next_status": status, "retry_after_s": 0}})
-    vapi = vapi_for(sandbox_url, backoff_s=0.05)
+    vapi = vapi_for(sandbox_url, backoff_factor=0.05)
     call = vapi.create_call(idempotency_key="call:y:1", phone_number_id="pn-1", customer_number="+12125550101")
     assert call.status == "queued"
     posts = sandbox_control.stats()["responses"]["POST /call"]
