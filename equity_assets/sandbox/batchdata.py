@@ -62,15 +62,17 @@ async def skip_trace(request: Request) -> Response:
         return _status(400, "Bad Request", "each request must be an object")
     options = payload.get("options") if isinstance(payload.get("options"), dict) else {}
     body = skip_trace_response(
-        requests, seed=state.config.seed, include_tcpa=bool(options.get("includeTCPABlacklistedPhones"))
+        requests, seed=state.config.seed, include_tcpa=bool(options.get("includeTCPABlacklistedPhones")),
+        messy_email_rate=state.config.batchdata_messy_email_rate,
     )
     state.stats.records["batchdata_requests"] += len(requests)
     return json_response(body)
 
 
-def skip_trace_response(requests: list[dict[str, Any]], *, seed: int, include_tcpa: bool) -> dict[str, Any]:
+def skip_trace_response(requests: list[dict[str, Any]], *, seed: int, include_tcpa: bool,
+                        messy_email_rate: float = 0.0) -> dict[str, Any]:
     """The response body for validated requests (pure function of requests, seed and options)."""
-    data = [_trace_one(item, seed, include_tcpa) for item in requests]
+    data = [_trace_one(item, seed, include_tcpa, messy_email_rate) for item in requests]
     matched = sum(1 for item in data if item["meta"]["matched"])
     errors = sum(1 for item in data if item["meta"]["error"])
     return {
@@ -96,7 +98,7 @@ def _status(code: int, text: str, message: str | None = None) -> Response:
     return json_response({"status": status}, status=code)
 
 
-def _trace_one(item: dict[str, Any], seed: int, include_tcpa: bool) -> dict[str, Any]:
+def _trace_one(item: dict[str, Any], seed: int, include_tcpa: bool, messy_email_rate: float) -> dict[str, Any]:
     """One entry of ``result.data``."""
     key, property_address = _property_key(item)
     if not key:
@@ -112,7 +114,7 @@ def _trace_one(item: dict[str, Any], seed: int, include_tcpa: bool) -> dict[str,
     owner_last = clean_text(name.get("last")) or match.pick(1, _LAST_NAMES)
     owner_first = clean_text(name.get("first")) or match.pick(2, _FIRST_NAMES)
     persons = [
-        _person(seed, key, index, owner_first if index == 0 else "", owner_last, include_tcpa)
+        _person(seed, key, index, owner_first if index == 0 else "", owner_last, include_tcpa, messy_email_rate)
         for index in range(match.weighted(3, _PERSON_COUNTS))
     ]
     return {
@@ -142,7 +144,8 @@ def _property_key(item: dict[str, Any]) -> tuple[str, dict[str, str]]:
     return "", {}
 
 
-def _person(seed: int, key: str, index: int, first: str, last: str, include_tcpa: bool) -> dict[str, Any]:
+def _person(seed: int, key: str, index: int, first: str, last: str, include_tcpa: bool,
+            messy_email_rate: float = 0.0) -> dict[str, Any]:
     """One person associated with the property (index 0 is the owner)."""
     dice = Dice(seed, "batchdata-person", key, str(index))
     first = first or dice.pick(0, _FIRST_NAMES)
@@ -154,7 +157,8 @@ def _person(seed: int, key: str, index: int, first: str, last: str, include_tcpa
     emails = [
         {
             "rank": n + 1,
-            "email": f"{first}.{last}{'' if n == 0 else n + 1}@{dice.pick(4 + n, _EMAIL_DOMAINS)}".lower(),
+            "email": _messy(Dice(seed, "batchdata-messy-email", key, str(index), str(n)), messy_email_rate,
+                            f"{first}.{last}{'' if n == 0 else n + 1}@{dice.pick(4 + n, _EMAIL_DOMAINS)}".lower()),
             "tested": dice.chance(8 + n, 0.7),
         }
         for n in range(dice.weighted(2, _EMAIL_COUNTS))
@@ -168,6 +172,14 @@ def _person(seed: int, key: str, index: int, first: str, last: str, include_tcpa
         "deceased": dice.chance(13, _DECEASED_SHARE),
         "dob": f"{1930 + dice.below(14, 60)}-{1 + dice.below(15, 12):02d}-{1 + dice.below(3, 28):02d}",
     }
+
+
+def _messy(dice: Dice, rate: float, email: str) -> str:
+    """Real skip-trace data has addresses padded with blanks, and some with a blank inside (a guess
+    would be needed to repair those); ``rate`` of the emails come back one way or the other."""
+    if rate <= 0 or not dice.chance(0, rate):
+        return email
+    return f"  {email.upper()}\t" if dice.chance(1, 0.5) else email.replace(".", " ", 1)
 
 
 def _phone(seed: int, key: str, person: int, n: int) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class SandboxConfig(BaseModel):
     batchdata_api_token: str = "sandbox-batchdata-token"
     instantly_api_key: str = "sandbox-instantly-key"
     melissa_max_records: int = Field(default=100, ge=1, description="Records per Personator request before GE03.")
+    batchdata_messy_email_rate: float = Field(default=0.0, ge=0, le=1, description="Share of skip-trace emails "
+                                              "padded with blanks or with a blank inside.")
     instantly_rate_limit_per_s: int = Field(default=100, ge=1, description="Instantly workspace limit per second.")
     instantly_rate_limit_per_min: int = Field(default=6000, ge=1, description="Instantly workspace limit per minute.")
     instantly_plan_leads: int = Field(default=1_000_000, ge=0, description="Lead quota reported as remaining_in_plan.")

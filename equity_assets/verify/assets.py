@@ -56,6 +56,7 @@ class RunTotals:
     usable_email: int = 0
     usable_phone: int = 0
     suppressed: int = 0
+    malformed_emails: int = 0
     dlq: int = 0
     merged_by_mak: int = 0
     mak_conflicts: int = 0
@@ -71,6 +72,7 @@ class RunTotals:
         self.usable_email += written.usable_email
         self.usable_phone += written.usable_phone
         self.suppressed += written.suppressed
+        self.malformed_emails += sum(len(v.malformed_emails) for v in routing.verdicts)
         self.dlq += len(routing.unrouted)
         self.merged_by_mak += written.merged_by_mak
         self.mak_conflicts += written.mak_conflicts
@@ -276,6 +278,7 @@ def _metadata(
         "usable_email": totals.usable_email,
         "usable_phone": totals.usable_phone,
         "suppressed": totals.suppressed,
+        "malformed_emails": totals.malformed_emails,
         "dlq": totals.dlq,
         "merged_by_mak": totals.merged_by_mak,
         "mak_conflicts": totals.mak_conflicts,

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 
+from email_validator import EmailNotValidError, validate_email
+
 from equity_assets.vendors.batchdata import (
     BatchDataResource,
     SkipTraceInput,
@@ -24,6 +26,7 @@ from equity_assets.vendors.batchdata import (
 from equity_assets.vendors.melissa import ContactInput, MelissaResource, PersonatorResult
 from equity_assets.verify.verdict import (
     EMAIL_DECEASED,
+    EMAIL_MALFORMED,
     EMAIL_TESTED,
     EMAIL_UNTESTED,
     PHONE_DECEASED,
@@ -179,10 +182,8 @@ def batchdata_answer(lead: LeadToVerify, result: SkipTraceResult) -> ProviderAns
         if (number := e164(phone.number)) is not None
     )
     emails = tuple(
-        FoundContact(address, email_codes_of(email.tested, person))
-        for person in persons
-        for email in person.emails
-        if (address := clean_email(email.email)) is not None
+        found_email(email.email, email.tested, person) for person in persons for email in person.emails
+        if email.email.strip()
     )
     return ProviderAnswer(
         provider="batchdata",
@@ -214,6 +215,15 @@ def phone_codes_of(phone: SkipTracePhone, person: SkipTracePerson) -> tuple[str,
     if codes:
         return tuple(codes)
     return (PHONE_OK,) if phone.tested and phone.reachable else (PHONE_UNREACHABLE,)
+
+
+def found_email(value: str, tested: bool, person: SkipTracePerson) -> FoundContact:
+    """A skip-trace email as a found contact: normalized when that is unambiguous (blanks around it
+    trimmed, lower-cased), else kept trimmed with :data:`EMAIL_MALFORMED` as the reason it is unusable."""
+    address = clean_email(value)
+    if address is None:
+        return FoundContact(value.strip(), (EMAIL_MALFORMED,))
+    return FoundContact(address, email_codes_of(tested, person))
 
 
 def email_codes_of(tested: bool, person: SkipTracePerson) -> tuple[str, ...]:
@@ -261,7 +271,15 @@ def e164(number: str) -> str | None:
 
 
 def clean_email(value: str | None) -> str | None:
-    """Trimmed, lower-cased email; None unless it has one ``@`` with text on both sides."""
-    text = (value or "").strip().lower()
-    local, at, domain = text.partition("@")
-    return text if at and local and domain and "@" not in domain else None
+    """Trimmed, lower-cased email; None unless email-validator accepts it (syntax only, no DNS).
+
+    Only blanks *around* the address are repaired: one inside (``mary ann.lee@x.com``) could mean
+    ``maryann`` or ``mary.ann``, and a guess is not a contact.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return validate_email(text, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None

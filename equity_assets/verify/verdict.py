@@ -18,6 +18,8 @@ from typing import Any
 PHONE_OK, PHONE_DNC, PHONE_TCPA, PHONE_UNREACHABLE = "BP01", "BP02", "BP03", "BP04"
 PHONE_LITIGATOR, PHONE_DECEASED = "BL01", "BD01"
 EMAIL_TESTED, EMAIL_UNTESTED, EMAIL_DECEASED = "BE01", "BE02", "BD02"
+#: A skip-trace email that is not an address (a blank inside, two @ …): kept only as the reason.
+EMAIL_MALFORMED = "BE03"
 #: Phone codes that forbid calling the number (it goes to `dnc_phones` and `suppression_list`).
 PHONE_FORBIDDEN = frozenset({PHONE_DNC, PHONE_TCPA, PHONE_LITIGATOR, PHONE_DECEASED})
 #: Email codes that forbid emailing the address.
@@ -105,6 +107,7 @@ class LeadVerdict:
     melissa_payload: dict[str, Any] | None
     provider_payload: dict[str, Any] | None
     suppressions: tuple[Suppression, ...]
+    malformed_emails: tuple[str, ...] = ()  # found but not addresses: never stored as contacts
 
 
 def combine_answers(lead: LeadToVerify, answers: Sequence[ProviderAnswer]) -> LeadVerdict:
@@ -117,7 +120,9 @@ def combine_answers(lead: LeadToVerify, answers: Sequence[ProviderAnswer]) -> Le
     if not answers:
         raise ValueError("combine_answers needs at least one answer")
     primary = next((a for a in answers if a.matched), answers[0])
-    found_emails = _first_seen(c for a in answers for c in a.emails)
+    found = _first_seen(c for a in answers for c in a.emails)
+    malformed = tuple(c.value for c in found if EMAIL_MALFORMED in c.codes)
+    found_emails = [c for c in found if EMAIL_MALFORMED not in c.codes]
     found_phones = _first_seen(c for a in answers for c in a.phones)
     email_codes = _union(a.email_codes for a in answers)
     phone_codes = _union(a.phone_codes for a in answers)
@@ -127,6 +132,8 @@ def combine_answers(lead: LeadToVerify, answers: Sequence[ProviderAnswer]) -> Le
         new_email = next((c for c in found_emails if c.codes == (EMAIL_TESTED,)), None)
         if new_email is not None:
             email_codes = new_email.codes
+        elif malformed:  # why the lead has no email: the one the provider had is not an address
+            email_codes = (EMAIL_MALFORMED,)
     new_phone = None
     if lead.phone is None:
         new_phone = next((c for c in found_phones if c.codes == (PHONE_OK,)), None)
@@ -158,6 +165,7 @@ def combine_answers(lead: LeadToVerify, answers: Sequence[ProviderAnswer]) -> Le
         melissa_payload=next((a.payload for a in answers if a.provider == "melissa"), None),
         provider_payload=next((a.payload for a in answers if a.provider != "melissa"), None),
         suppressions=_suppressions(found_emails, found_phones, primary_email, primary_phone, litigator, deceased),
+        malformed_emails=malformed,
     )
 
 
