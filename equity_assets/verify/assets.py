@@ -17,7 +17,7 @@ from equity_assets.observe.events import Event, record_event
 from equity_assets.vendors.batchdata import BatchDataResource
 from equity_assets.vendors.melissa import MelissaResource
 from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
-from equity_assets.verify.router import ProviderRouter, RoutingResult
+from equity_assets.verify.router import DEFAULT_COOLDOWN_S, ProviderRouter, RoutingResult
 from equity_assets.verify.store import STAGE, DueCursor, WriteCounts, claim_due_leads, dead_letter, write_verdicts
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict
 
@@ -36,6 +36,11 @@ class VerifyConfig(dg.Config):
     )
     dlq_backoff_minutes: int = Field(
         default=60, ge=0, description="A lead that failed every provider is not retried for this long."
+    )
+    circuit_cooldown_s: float = Field(
+        default=DEFAULT_COOLDOWN_S, ge=0,
+        description="A provider that failed a whole chunk (down, or a 429 burst) is skipped this long, then "
+        "probed with one batch; answered, it takes its share again.",
     )
     prefetch_chunks: int = Field(
         default=2, ge=0, le=8,
@@ -141,9 +146,8 @@ def verify_due_leads(
     claimed = 0
     providers = {"melissa": MelissaProvider(melissa), "batchdata": BatchDataProvider(batchdata)}
     in_flight: deque[_ClaimedChunk] = deque()
-    with ProviderRouter(providers, config.provider_order) as router, ThreadPoolExecutor(
-        max_workers=config.prefetch_chunks + 1, thread_name_prefix="verify-route"
-    ) as routing_pool:
+    router = ProviderRouter(providers, config.provider_order, cooldown_s=config.circuit_cooldown_s)
+    with router, ThreadPoolExecutor(max_workers=config.prefetch_chunks + 1, thread_name_prefix="verify-route") as routing_pool:
 
         def fill_pipeline(number: int, room: int) -> None:
             """Claim chunks until ``room`` are in flight (each holds a pooled connection)."""
@@ -182,6 +186,7 @@ def verify_due_leads(
             fill_pipeline(current.number + 1, room=config.prefetch_chunks + 1)
         state = {"retries": router.retries, "unavailable": dict(router.open_circuits) if router.exhausted else {}}
         state["open_circuits"] = dict(router.open_circuits)
+        state["circuit_trips"] = dict(router.circuit_trips)
     return totals, state
 
 
@@ -292,4 +297,6 @@ def _metadata(
         metadata[f"verified_by_{provider}"] = totals.by_provider.get(provider, 0)
     if router_state["open_circuits"]:
         metadata["providers_unavailable"] = dg.MetadataValue.json(router_state["open_circuits"])
+    if router_state["circuit_trips"]:  # opened during the run, even if they closed again
+        metadata["circuit_trips"] = dg.MetadataValue.json(router_state["circuit_trips"])
     return metadata

@@ -14,20 +14,26 @@ For one chunk of leads:
 Failures are told apart, because they call for different handling:
 
 * **provider down** (transport errors, 5xx/429 after retries, bad credentials, out of credits):
-  when no batch of a provider succeeds in a chunk, its circuit opens for the rest of this run,
-  so later chunks go straight to the next provider instead of re-spending every retry budget;
+  when no batch of a provider succeeds in a chunk, its circuit opens, so later chunks go straight
+  to the next provider instead of re-spending every retry budget. An open circuit is not for the
+  rest of the run: after ``cooldown_s`` the next chunk sends the provider one batch (*half-open*
+  probe, one chunk at a time); if it is answered the circuit closes and the provider takes its
+  share again (a 429 burst is over), if not the circuit stays open for another ``cooldown_s``;
 * **poison record** (a 4xx or an unreadable body for one batch, or a 5xx for one batch while the
   provider's other batches succeed): the batch is split in halves until the offending records
   are alone; only those fail.
 
-The router keeps its state (open circuits) for one run only: build one per run, and use it as a
+The router keeps its state (circuits) for one run only: build one per run, and use it as a
 context manager (it opens the providers' sessions and owns their worker threads). ``route`` may
 be called from several threads at once; they share each provider's worker pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -44,6 +50,17 @@ from equity_assets.verify.verdict import LeadToVerify, LeadVerdict, ProviderAnsw
 
 #: Melissa request-level codes that mean the account, not the request, is the problem.
 _MELISSA_ACCOUNT_CODES = frozenset({"GE04", "GE05", "GE06", "GE08", "GE14", "SE01"})
+#: Seconds an open circuit waits before one probe batch is sent to the provider again.
+DEFAULT_COOLDOWN_S = 60.0
+
+
+@dataclass
+class _Circuit:
+    """An open circuit: why, when the next probe may go, whether one is in flight."""
+
+    reason: str
+    probe_at: float
+    probing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +95,8 @@ class RoutingResult:
 class ProviderRouter:
     """Route leads across ``providers`` in ``order`` (names), falling back on error or no match."""
 
-    def __init__(self, providers: Mapping[str, VerificationProvider], order: Sequence[str]) -> None:
+    def __init__(self, providers: Mapping[str, VerificationProvider], order: Sequence[str], *,
+                 cooldown_s: float = DEFAULT_COOLDOWN_S, clock: Callable[[], float] = time.monotonic) -> None:
         unknown = [name for name in order if name not in providers]
         if unknown or not order:
             raise ValueError(f"provider order {list(order)} names unknown providers {unknown}; known: {sorted(providers)}")
@@ -86,7 +104,11 @@ class ProviderRouter:
             raise ValueError(f"provider order {list(order)} repeats a provider")
         self.order = tuple(order)
         self.providers = dict(providers)
-        self.open_circuits: dict[str, str] = {}  # provider -> why it is skipped for this run
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._circuits: dict[str, _Circuit] = {}  # open ones only
+        self._circuit_lock = threading.Lock()  # route() runs on several threads
+        self.circuit_trips: Counter[str] = Counter()  # provider -> times its circuit opened
         # Created up front: several chunks may be routed at once, and they must share one pool
         # per provider so that provider never sees more than its max_concurrency requests.
         self._executors = {
@@ -112,9 +134,38 @@ class ProviderRouter:
         return sum(p.retries for p in self.providers.values())
 
     @property
+    def open_circuits(self) -> dict[str, str]:
+        """Providers skipped right now, and why."""
+        with self._circuit_lock:
+            return {name: circuit.reason for name, circuit in self._circuits.items()}
+
+    @property
     def exhausted(self) -> bool:
-        """True when every provider's circuit is open: nothing more can be verified this run."""
-        return all(name in self.open_circuits for name in self.order)
+        """True when every provider's circuit is open: the run stops and a later run tries again."""
+        with self._circuit_lock:
+            return all(name in self._circuits for name in self.order)
+
+    def _admit(self, name: str) -> str:
+        """``closed`` (ask freely), ``probe`` (this chunk sends one batch) or ``open`` (skip)."""
+        with self._circuit_lock:
+            circuit = self._circuits.get(name)
+            if circuit is None:
+                return "closed"
+            if circuit.probing or self._clock() < circuit.probe_at:
+                return "open"
+            circuit.probing = True
+            return "probe"
+
+    def _trip(self, name: str, reason: str) -> None:
+        """Open (or keep open) ``name``'s circuit for another cool-down."""
+        with self._circuit_lock:
+            if name not in self._circuits:
+                self.circuit_trips[name] += 1
+            self._circuits[name] = _Circuit(reason, self._clock() + self.cooldown_s)
+
+    def _reset(self, name: str) -> None:
+        with self._circuit_lock:
+            self._circuits.pop(name, None)
 
     def route(self, leads: Sequence[LeadToVerify]) -> RoutingResult:
         """Verify ``leads``; every lead ends in exactly one of ``verdicts`` or ``unrouted``."""
@@ -125,12 +176,14 @@ class ProviderRouter:
         for name in self.order:
             if not pending:
                 break
-            if name in self.open_circuits:
+            admission = self._admit(name)
+            if admission == "open":
+                reason = self.open_circuits.get(name, "circuit open")
                 for lead in pending:
-                    errors[lead.id][name] = f"skipped, provider unavailable this run ({self.open_circuits[name]})"
+                    errors[lead.id][name] = f"skipped, provider unavailable ({reason})"
                 continue
             result.asked[name] = len(pending)
-            outcome = self._ask(name, pending)
+            outcome = self._probe(name, pending) if admission == "probe" else self._ask(name, pending)
             still_pending = []
             for lead in pending:
                 got = outcome[lead.id]
@@ -156,8 +209,22 @@ class ProviderRouter:
 
     # -- one provider ---------------------------------------------------------------------------
 
+    def _probe(self, name: str, leads: Sequence[LeadToVerify]) -> dict[str, ProviderAnswer | str]:
+        """Half-open: one batch goes first; answered, the circuit closes and the rest follow."""
+        first = leads[: self.providers[name].batch_size]
+        try:
+            outcome = self._ask(name, first)
+        except BaseException:
+            self._trip(name, "probe did not finish")
+            raise
+        if name in self.open_circuits:  # _ask re-opened it: still down, the others wait
+            reason = self.open_circuits[name]
+            outcome.update((lead.id, f"skipped, provider unavailable ({reason})") for lead in leads[len(first):])
+            return outcome
+        return outcome | (self._ask(name, leads[len(first):]) if len(leads) > len(first) else {})
+
     def _ask(self, name: str, leads: Sequence[LeadToVerify]) -> dict[str, ProviderAnswer | str]:
-        """Each lead's answer from provider ``name``, or the reason it has none."""
+        """Each lead's answer from provider ``name``, or the reason it has none (closes or opens its circuit)."""
         provider = self.providers[name]
         size = provider.batch_size
         batches = [leads[i : i + size] for i in range(0, len(leads), size)]
@@ -176,7 +243,9 @@ class ProviderRouter:
                 outages.append(attempt)
                 outcome.update((lead.id, describe(attempt)) for lead in batch)
         if outages and not some_batch_worked:
-            self.open_circuits[name] = describe(outages[0])
+            self._trip(name, describe(outages[0]))
+        else:
+            self._reset(name)
         return outcome
 
     def _isolate_poison(

@@ -122,3 +122,35 @@ def test_a_lead_without_contacts_is_skip_traced_even_when_melissa_knows_the_addr
     assert (provider, mak) == ("batchdata", home.melissa.mak)  # the MAK still comes from Melissa
     assert phone is not None and phone_codes == ["BP01"] and phone_verified
     assert vendor_requests(sandbox_control, BATCHDATA_PATH) == 1
+
+
+def test_after_a_429_burst_melissa_is_probed_and_takes_its_share_again(
+    candidates, insert_leads, run_verify, query, sandbox_control
+) -> None:
+    """The burst fails the first chunk's Melissa batch (1 request + 2 retries); the circuit opens, that
+    chunk goes to BatchData, and the next chunk's probe finds Melissa answering again."""
+    homes = candidates(12, lambda c: c.melissa.address_verified and matched_by_batchdata(c))
+    insert_leads([h.lead(email=f"owner{n}@example.com") for n, h in enumerate(homes)])
+    sandbox_control.set_faults(path_faults={MELISSA_PATH: {"fail_next": 3, "fail_next_status": 429, "retry_after_s": 0}})
+
+    run = run_verify(config={"chunk_size": 3, "prefetch_chunks": 0, "circuit_cooldown_s": 0})
+
+    assert run.success and run.metadata["leads_verified"] == 12 and run.metadata["dlq"] == 0
+    assert (run.metadata["verified_by_batchdata"], run.metadata["verified_by_melissa"]) == (3, 9)
+    assert run.metadata["circuit_trips"] == {"melissa": 1} and "providers_unavailable" not in run.metadata
+    assert query("SELECT verification_provider, count(*) FROM leads GROUP BY 1 ORDER BY 1") == [
+        ("batchdata", 3), ("melissa", 9)]
+
+
+def test_within_the_cooldown_a_tripped_provider_is_left_alone(
+    candidates, insert_leads, run_verify, sandbox_control
+) -> None:
+    homes = candidates(6, lambda c: c.melissa.address_verified and matched_by_batchdata(c))
+    insert_leads([h.lead(email=f"owner{n}@example.com") for n, h in enumerate(homes)])
+    sandbox_control.set_faults(path_faults={MELISSA_PATH: {"fail_next": 3, "fail_next_status": 429, "retry_after_s": 0}})
+
+    run = run_verify(config={"chunk_size": 3, "prefetch_chunks": 0, "circuit_cooldown_s": 3600})
+
+    assert (run.metadata["verified_by_batchdata"], run.metadata["verified_by_melissa"]) == (6, 0)
+    assert vendor_requests(sandbox_control, MELISSA_PATH) == 3  # the burst only: no probe yet
+    assert run.metadata["providers_unavailable"] == {"melissa": "ProviderHTTPError HTTP 429 after 2 retries"}
