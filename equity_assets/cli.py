@@ -270,17 +270,20 @@ def cmd_replies_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_brokers(args: argparse.Namespace) -> int:
-    """Broker accounts: add, set a password (from stdin), list, or mint an API token."""
+    """Broker accounts: add, set a password (from stdin), list, rotate the signing secret, or mint an API token."""
     import getpass
 
     from .gateway.portal import accounts, identity
+    from .security.notify import issue_signing_secret
 
     postgres = _postgres()
     try:
         with postgres.connection() as conn:
             if args.brokers_command == "add":
                 broker = accounts.add_broker(conn, args.name, args.email, args.states.split(","), args.daily_cap)
-                print(json.dumps({"id": str(broker), "email": args.email.lower()}))
+                # the broker's own webhook signing secret, shown this once
+                print(json.dumps({"id": str(broker), "email": args.email.lower(),
+                                  "signing_secret": issue_signing_secret(conn, broker)}))
             elif args.brokers_command == "set-password":
                 password = (getpass.getpass("New password: ") if sys.stdin.isatty()
                             else sys.stdin.readline().rstrip("\r\n"))
@@ -292,6 +295,9 @@ def cmd_brokers(args: argparse.Namespace) -> int:
                                    (args.email,)).fetchone()
                 if row is None:
                     raise LookupError("no active broker has this e-mail")
+                if args.brokers_command == "rotate-secret":
+                    print(json.dumps({"id": str(row[0]), "signing_secret": issue_signing_secret(conn, row[0])}))
+                    return 0
                 from datetime import timedelta
 
                 print(identity.issue_token(row[0], timedelta(minutes=args.minutes)))
@@ -500,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--daily-cap", type=int, default=250)
     brokers_sub.add_parser("set-password", help="set a password read from stdin (argon2id)").add_argument("email")
     brokers_sub.add_parser("list", help="brokers and their login state")
+    brokers_sub.add_parser("rotate-secret", help="print a new webhook signing secret (shown once); the previous "
+                           "one keeps signing for 24 hours").add_argument("email")
     token = brokers_sub.add_parser("token", help="print an API bearer token (EQUITY_JWT_SECRET)")
     token.add_argument("email")
     token.add_argument("--minutes", type=int, default=60)

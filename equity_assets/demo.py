@@ -267,7 +267,6 @@ def run_demo() -> int:
     os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_INSTANTLY_WEBHOOK_SECRETS", secrets.token_urlsafe(32))
     os.environ.setdefault("EQUITY_SESSION_SECRET", secrets.token_urlsafe(32))
-    os.environ.setdefault("EQUITY_BROKER_WEBHOOK_SECRET", secrets.token_urlsafe(32))
     sandbox_config = SandboxConfig()
     os.environ.setdefault("EQUITY_VAPI_WEBHOOK_SECRETS", sandbox_config.vapi_webhook_secret)
     log_path = equity_home() / "demo.log"

@@ -40,3 +40,22 @@ def test_add_set_password_list_and_token(gateway_db, monkeypatch):
     token = equity(gateway_db, "token", "ops@sierra.example").stdout.strip()
     monkeypatch.setenv("EQUITY_JWT_SECRET", JWT_SECRET)
     assert str(token_broker(token)) == broker
+
+
+def test_a_broker_gets_their_own_signing_secret_on_creation_and_rotation(gateway_db):
+    import psycopg
+
+    from equity_assets.security.notify import broker_signing_secrets
+
+    first = json.loads(equity(gateway_db, "add", "North", "--email", "n@north.example", "--states", "WA").stdout)
+    other = json.loads(equity(gateway_db, "add", "South", "--email", "s@south.example", "--states", "TX").stdout)
+    assert first["signing_secret"].startswith("whsec_") and first["signing_secret"] != other["signing_secret"]
+    rotated = equity(gateway_db, "rotate-secret", "N@north.example")
+    assert rotated.returncode == 0, rotated.stderr
+    fresh = json.loads(rotated.stdout)
+    assert fresh["id"] == first["id"] and fresh["signing_secret"] not in (first["signing_secret"], other["signing_secret"])
+    with psycopg.connect(gateway_db.admin_dsn) as conn:
+        # newest first; the previous one keeps signing during the 24-hour overlap
+        assert broker_signing_secrets(conn, first["id"]) == [fresh["signing_secret"], first["signing_secret"]]
+        assert broker_signing_secrets(conn, other["id"]) == [other["signing_secret"]]
+    assert equity(gateway_db, "rotate-secret", "nobody@x.example").returncode == 1

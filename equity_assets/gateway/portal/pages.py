@@ -7,7 +7,6 @@ a POST without it is refused with 403. Every page reads through ``as_broker``.
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import logging
@@ -25,6 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from equity_assets.observe.events import Event, Stage, record_event
+from equity_assets.security.notify import new_signing_secret
 
 from . import charts, queries
 from .access import as_broker
@@ -351,7 +351,7 @@ async def rotate_secret(request: Request) -> HTMLResponse:
     broker = await _session(request)
     if await _checked_form(request) is None:
         return _forbidden(request)
-    fresh = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    fresh = new_signing_secret()
     await _run_as(request, broker, queries.rotate_secret, fresh)
     return await run_in_threadpool(_settings_page, request, broker, new_secret=fresh,
                                    notice="New signing secret created. The previous one keeps working for 24 hours.")

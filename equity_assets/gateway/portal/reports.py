@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from equity_assets.security.notify import broker_signing_secrets
 from equity_assets.security.signing import SecretError, SignatureError, verify_standard_webhook
 
 from . import queries
@@ -32,8 +33,7 @@ def _error(status: int, code: str, detail: str) -> JSONResponse:
 
 def _secrets(request: Request, broker: uuid.UUID) -> list[str]:
     with request.app.state.gateway.connection() as conn:
-        return [r[0] for r in conn.execute(
-            "SELECT secret FROM broker_active_notify_secrets WHERE broker_id = %s ORDER BY created_at DESC", (broker,))]
+        return broker_signing_secrets(conn, broker)
 
 
 @router.post("/v1/brokers/events")
