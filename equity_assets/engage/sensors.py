@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ..db.resources import PostgresResource
+from ..observe.inbox import retries_due
 from .assets import email_replies
 from .inbox import IGNORED_EVENT_TYPES, PROVIDER
 
@@ -29,11 +30,6 @@ WHERE provider = %s AND status = 'pending' AND attempts = 0 AND id <= %s
   AND received_at < now() - interval '1 minute' AND NOT (event_type = ANY(%s))
 ORDER BY id LIMIT %s
 """
-_RETRY_SQL = """
-SELECT id, attempts FROM webhook_events
-WHERE provider = %s AND status = 'pending' AND attempts > 0 AND next_attempt_at <= now()
-ORDER BY next_attempt_at, id LIMIT %s
-"""
 
 
 def _request(event_ids: list[int], run_key: str) -> dg.RunRequest:
@@ -58,11 +54,11 @@ def instantly_webhook_sensor(context: dg.SensorEvaluationContext, postgres: Post
     with postgres.connection() as conn:
         new = [r[0] for r in conn.execute(_NEW_SQL, (PROVIDER, cursor, sorted(IGNORED_EVENT_TYPES),
                                                      EVENTS_PER_RUN * MAX_RUNS_PER_TICK))]
-        retries = conn.execute(_RETRY_SQL, (PROVIDER, MAX_RUNS_PER_TICK)).fetchall()
+        retries = retries_due(conn, PROVIDER, up_to_id=cursor, limit=MAX_RUNS_PER_TICK)
         late = [r[0] for r in conn.execute(_LATE_SQL, (PROVIDER, cursor, sorted(IGNORED_EVENT_TYPES), EVENTS_PER_RUN))]
     batches = [new[i:i + EVENTS_PER_RUN] for i in range(0, len(new), EVENTS_PER_RUN)]
     requests = [_request(batch, f"webhook_event:{batch[-1]}") for batch in batches]
-    requests += [_request([i], f"webhook_event:{i}:try{tries + 1}") for i, tries in retries if i <= cursor]
+    requests += [_request([i], f"webhook_event:{i}:try{tries + 1}") for i, tries in retries]
     requests += [_request([i], f"webhook_event:{i}:late") for i in late]
     if not requests:
         return dg.SensorResult(skip_reason="no new or due inbox events", cursor=str(cursor))

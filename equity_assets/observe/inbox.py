@@ -42,6 +42,11 @@ SELECT id FROM webhook_events
 WHERE provider = %s AND status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
 ORDER BY id LIMIT %s
 """
+_RETRIES_DUE_SQL = """
+SELECT id, attempts FROM webhook_events
+WHERE provider = %s AND status = 'pending' AND attempts > 0 AND next_attempt_at <= now() AND id <= %s
+ORDER BY next_attempt_at, id LIMIT %s
+"""
 
 
 class HasOutcome(Protocol):
@@ -104,6 +109,12 @@ def mark_processed(conn: psycopg.Connection, event_id: int, outcome: str) -> Non
 def due_event_ids(conn: psycopg.Connection, provider: str, limit: int) -> list[int]:
     """Pending events of ``provider`` whose (re)try time has come, oldest first."""
     return [r[0] for r in conn.execute(_DUE_SQL, (provider, limit))]
+
+
+def retries_due(conn: psycopg.Connection, provider: str, *, up_to_id: int, limit: int) -> list[tuple[int, int]]:
+    """(id, tries so far) of failed events whose next try is due, soonest first. Only ids up to
+    ``up_to_id`` (a sensor's cursor): later ones are still new to the sensor, not retries."""
+    return [(r[0], r[1]) for r in conn.execute(_RETRIES_DUE_SQL, (provider, up_to_id, limit))]
 
 
 def drain(connect: Connect, event_ids: Sequence[int], process: Callable[[psycopg.Connection, int], HasOutcome], *,

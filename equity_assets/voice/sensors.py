@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from ..db.resources import PostgresResource
+from ..observe.inbox import retries_due
 from .assets import call_outcomes, voice_calls
 from .inbox import HANDLED_TYPES
 from .outcomes import PROVIDER
@@ -24,11 +25,6 @@ _NEW_SQL = """
 SELECT id FROM webhook_events
 WHERE provider = %s AND status = 'pending' AND id > %s AND event_type = ANY(%s)
 ORDER BY id LIMIT %s
-"""
-_RETRY_SQL = """
-SELECT id, attempts FROM webhook_events
-WHERE provider = %s AND status = 'pending' AND attempts > 0 AND next_attempt_at <= now() AND id <= %s
-ORDER BY next_attempt_at, id LIMIT %s
 """
 _NOTIFY_SQL = "SELECT min(id), count(*) FROM broker_notifications WHERE status = 'pending' AND next_attempt_at <= now()"
 
@@ -49,7 +45,7 @@ def vapi_webhook_sensor(context: dg.SensorEvaluationContext, postgres: PostgresR
     cursor = int(context.cursor or 0)
     with postgres.connection() as conn:
         new = [r[0] for r in conn.execute(_NEW_SQL, (PROVIDER, cursor, list(HANDLED_TYPES), 10 * MAX_EVENTS_PER_RUN))]
-        retries = conn.execute(_RETRY_SQL, (PROVIDER, cursor, MAX_EVENTS_PER_RUN)).fetchall()
+        retries = retries_due(conn, PROVIDER, up_to_id=cursor, limit=MAX_EVENTS_PER_RUN)
         due_notifications = conn.execute(_NOTIFY_SQL).fetchone()[1]
     requests = [_request(chunk, f"vapi_events:{chunk[0]}-{chunk[-1]}")
                 for chunk in (new[i:i + MAX_EVENTS_PER_RUN] for i in range(0, len(new), MAX_EVENTS_PER_RUN))]

@@ -14,7 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from equity_assets.db.resources import PostgresResource
-from equity_assets.observe.inbox import drain, mark_processed
+from equity_assets.observe.inbox import drain, mark_processed, retries_due
 from equity_assets_tests.conftest import TestDatabase
 
 
@@ -109,3 +109,15 @@ def test_both_inbox_readers_skip_an_event_another_run_is_processing(db, postgres
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["outcomes"].data == {"skipped": 1}
     assert state(db, event)[:2] == ("pending", 0)  # not counted as a try: the other run owns it
+
+
+def test_retries_due_are_the_soonest_failed_events_up_to_the_cursor(db):
+    ids = [add_event(db, "vapi", "end-of-call-report") for _ in range(4)]
+    add_event(db, "instantly", "reply_received")
+    for minutes, event in zip((-3, -1, -2, 5), ids, strict=True):  # the last is not due yet
+        db.execute("UPDATE webhook_events SET attempts = 1, next_attempt_at = now() + make_interval(mins => %s) "
+                   "WHERE id = %s", (minutes, event))
+    assert retries_due(db, "vapi", up_to_id=ids[-1], limit=10) == [(ids[0], 1), (ids[2], 1), (ids[1], 1)]
+    # ids after the cursor are new to the sensor, not retries; the limit keeps the soonest
+    assert retries_due(db, "vapi", up_to_id=ids[1], limit=10) == [(ids[0], 1), (ids[1], 1)]
+    assert retries_due(db, "vapi", up_to_id=ids[-1], limit=1) == [(ids[0], 1)]
