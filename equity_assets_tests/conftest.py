@@ -34,7 +34,7 @@ DATA_TABLES = (
     "ingest_dropped_values", "lead_duplicate_candidates", "lead_manual_merges",
     "leads_staging", "leads", "ingest_replay_guard", "uploads", "brokers", "gateway_rate_limits",
     "contactable_leads", "contactable_recheck_emails", "broker_notifications", "invoice_revisions",
-    "broker_cap_requests", "broker_sessions", "broker_credentials", "broker_notify_secrets",
+    "broker_cap_requests", "broker_sessions", "broker_credentials", "broker_notify_secrets", "alert_state",
 )
 
 
