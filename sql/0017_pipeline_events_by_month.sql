@@ -93,6 +93,7 @@ ALTER TABLE pipeline_events_default FORCE ROW LEVEL SECURITY;
 CREATE POLICY pipeline_events_maintenance ON pipeline_events FOR ALL TO CURRENT_USER USING (true) WITH CHECK (true);
 CREATE POLICY pipeline_event_keys_maintenance ON pipeline_event_keys FOR ALL TO CURRENT_USER
     USING (true) WITH CHECK (true);
+CREATE POLICY pipeline_events_default_maintenance ON pipeline_events_default FOR SELECT TO CURRENT_USER USING (true);
 
 -- Creates this month and `p_months_ahead` more; gives every month the default partition holds
 -- rows of its own partition and moves those rows there; archives months older than
@@ -153,6 +154,8 @@ BEGIN
     END LOOP;
     IF 'pipeline_events_default' = ANY(secure) THEN
         GRANT SELECT ON public.pipeline_events_default TO service_role;
+        CREATE POLICY pipeline_events_default_maintenance ON public.pipeline_events_default
+            FOR SELECT TO CURRENT_USER USING (true);
     END IF;
 
     IF to_regclass('public.pipeline_events_default_moving') IS NOT NULL THEN
