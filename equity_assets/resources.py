@@ -64,9 +64,10 @@ def require_production_settings() -> None:
 
 
 def alert_sink() -> AlertSink:
-    """Alerts post to `EQUITY_ALERT_WEBHOOK_URL` when set (else the log only)."""
-    return AlertSink(webhook_url=os.environ.get("EQUITY_ALERT_WEBHOOK_URL") or None,
-                     thresholds=AlertThresholds.from_env())
+    """Alerts post to `EQUITY_ALERT_WEBHOOK_URL` when set (else the log only); read as an env var,
+    so the UI shows its name, never the URL (a webhook URL is a credential)."""
+    url = dg.EnvVar("EQUITY_ALERT_WEBHOOK_URL") if os.environ.get("EQUITY_ALERT_WEBHOOK_URL") else None
+    return AlertSink(webhook_url=url, thresholds=AlertThresholds.from_env())
 
 
 def production_resources() -> dict[str, object]:

@@ -40,6 +40,10 @@ class Condition:
     summary: str
 
 
+class AlertNotDelivered(RuntimeError):
+    """The webhook did not take the message (its state is unchanged, so it is sent again)."""
+
+
 class AlertThresholds(dg.Config):
     """When each measured condition fires (each is documented in the runbook). Each can be set
     from the environment as ``EQUITY_ALERT_<FIELD>``, e.g. ``EQUITY_ALERT_DLQ_DEPTH=500``."""
@@ -105,7 +109,7 @@ class AlertSink(dg.ConfigurableResource):
     """Where alerts go: a Slack-compatible webhook (``{"text", "blocks"}``) when ``webhook_url`` is
     set (from ``EQUITY_ALERT_WEBHOOK_URL``), else the log only. De-duplicated in ``alert_state``."""
 
-    webhook_url: str | None = Field(default=None, description="Incoming-webhook URL; None logs only")
+    webhook_url: str | None = Field(default=None, description="Incoming-webhook URL (a secret); None logs only")
     repeat_after_minutes: int = Field(default=240, description="A still-firing alert is repeated this often")
     timeout_seconds: float = 10.0
     thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
@@ -161,4 +165,9 @@ class AlertSink(dg.ConfigurableResource):
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": f"alert `{key}` · runbook: alerts"}]},
             ],
         }
-        requests.post(self.webhook_url, json=payload, timeout=self.timeout_seconds).raise_for_status()
+        try:
+            requests.post(self.webhook_url, json=payload, timeout=self.timeout_seconds).raise_for_status()
+        except requests.RequestException as exc:  # the URL is a secret: never in a message or a log
+            status = getattr(exc.response, "status_code", None)
+            raise AlertNotDelivered(f"alert webhook failed: {type(exc).__name__}"
+                                    + (f" (HTTP {status})" if status else "")) from None

@@ -1,10 +1,9 @@
 """Alert sensors: measured conditions every five minutes, and every run's failure or recovery."""
 
 import dagster as dg
-import requests
 
 from ..db.resources import PostgresResource
-from .alerts import AlertSink, measure_conditions
+from .alerts import AlertNotDelivered, AlertSink, measure_conditions
 
 #: Assets whose failed run has its own alert (and runbook entry) instead of the generic one.
 NAMED_RUN_ALERTS = {
@@ -36,8 +35,8 @@ def alert_conditions_sensor(context: dg.SensorEvaluationContext, postgres: Postg
             try:
                 if alerts.apply(conn, condition):
                     sent.append(condition.key)
-            except requests.RequestException as exc:  # its state is unchanged: the next tick retries it
-                context.log.error("alert %s not delivered: %s", condition.key, type(exc).__name__)
+            except AlertNotDelivered as exc:  # its state is unchanged: the next tick retries it
+                context.log.error("alert %s not delivered: %s", condition.key, exc)
                 unsent.append(condition.key)
     firing = [c.key for c in conditions if c.firing]
     return dg.SkipReason(f"firing: {', '.join(firing) or 'none'}; notified: {', '.join(sent) or 'none'}"

@@ -22,6 +22,7 @@ from equity_assets.observe.sensors import (
     run_failure_alert_sensor,
     run_recovery_alert_sensor,
 )
+from equity_assets.resources import alert_sink
 
 
 class Receiver:
@@ -240,3 +241,12 @@ def test_named_assets_have_their_own_run_alert():
 def test_alert_sensors_are_on_by_default():
     for name in ("alert_conditions_sensor", "run_failure_alert_sensor", "run_recovery_alert_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
+
+
+
+def test_the_webhook_url_is_configured_by_name_and_never_shown(monkeypatch, postgres, clean_db):
+    monkeypatch.setenv("EQUITY_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/services/secret-token")
+    assert isinstance(alert_sink().webhook_url, dg.EnvVar)  # the UI shows the variable's name
+    sql(clean_db, "INSERT INTO pipeline_dlq (stage, reason) SELECT 'staged_leads', 'bad row' FROM generate_series(1, 101)")
+    message = evaluate(postgres, alert_sink())  # nothing listens on port 9: the delivery fails
+    assert "not delivered: dlq_depth" in message and "secret-token" not in message
