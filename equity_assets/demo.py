@@ -224,10 +224,12 @@ def submit_some_consents(postgres, sandbox_url: str, limit: int = 10) -> int:
 
 
 def print_funnel(postgres) -> None:
-    from .observe.assets import FUNNEL_SQL, FUNNEL_STAGES
+    from datetime import timedelta
+
+    from .observe.funnel import measure_funnel
 
     with postgres.connection() as conn:
-        funnel = dict(zip(FUNNEL_STAGES, conn.execute(FUNNEL_SQL).fetchone(), strict=True))
+        funnel = measure_funnel(conn, window=timedelta(days=7))
         sent = conn.execute(
             "SELECT batch_date::text, status, count(*) FROM campaign_sends GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
         leads = conn.execute("SELECT campaign_status::text, count(*) FROM leads GROUP BY 1 ORDER BY 1").fetchall()
@@ -250,9 +252,7 @@ def print_funnel(postgres) -> None:
     for stage, reason, n in dlq or [("(empty)", "", 0)]:
         print(f"  {stage:<24} {n:>8}  {reason}")
     print("events: " + ", ".join(f"{event_type} {n}" for event_type, n in events))
-    print("\nfunnel (leads per stage):")
-    for stage, n in funnel.items():
-        print(f"  {stage:<24} {n:>8}")
+    print("\nfunnel (the last 7 days):\n" + funnel.markdown())
 
 
 def run_demo() -> int:

@@ -15,6 +15,7 @@ import os
 import dagster as dg
 
 from .db.resources import PostgresResource
+from .observe.alerts import AlertSink, AlertThresholds
 from .security.consent import consent_secret
 from .vendors.batchdata import BatchDataResource
 from .vendors.instantly import InstantlyResource
@@ -62,10 +63,18 @@ def require_production_settings() -> None:
     consent_secret()  # too short a secret is as bad as none
 
 
+def alert_sink() -> AlertSink:
+    """Alerts post to `EQUITY_ALERT_WEBHOOK_URL` when set (else the log only); read as an env var,
+    so the UI shows its name, never the URL (a webhook URL is a credential)."""
+    url = dg.EnvVar("EQUITY_ALERT_WEBHOOK_URL") if os.environ.get("EQUITY_ALERT_WEBHOOK_URL") else None
+    return AlertSink(webhook_url=url, thresholds=AlertThresholds.from_env())
+
+
 def production_resources() -> dict[str, object]:
     require_production_settings()
     return {
         "postgres": PostgresResource(),
+        "alerts": alert_sink(),
         "melissa": MelissaResource(license_key=dg.EnvVar("MELISSA_LICENSE_KEY")),
         "batchdata": BatchDataResource(api_token=dg.EnvVar("BATCHDATA_API_TOKEN")),
         "instantly": InstantlyResource(api_key=dg.EnvVar("INSTANTLY_API_KEY"),
@@ -79,6 +88,7 @@ def sandbox_resources(base_url: str | None = None) -> dict[str, object]:
     url = base_url or os.environ.get("EQUITY_SANDBOX_URL", DEFAULT_SANDBOX_URL)
     return {
         "postgres": PostgresResource(),
+        "alerts": alert_sink(),
         "melissa": MelissaResource(license_key=_sandbox_key("EQUITY_SANDBOX_MELISSA_LICENSE_KEY"), base_url=url),
         "batchdata": BatchDataResource(api_token=_sandbox_key("EQUITY_SANDBOX_BATCHDATA_API_TOKEN"), base_url=url),
         "instantly": InstantlyResource(api_key=_sandbox_key("EQUITY_SANDBOX_INSTANTLY_API_KEY"), base_url=url,

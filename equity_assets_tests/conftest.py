@@ -30,11 +30,11 @@ pytest_plugins = ["equity_assets_tests.fixtures.sandbox"]
 DATA_TABLES = (
     "billing_events", "invoices", "calls", "lead_number_assignments", "broker_phone_numbers",
     "email_replies", "webhook_events", "campaign_sends", "lead_consent_audit", "consent_tokens",
-    "suppression_list", "pipeline_events", "pipeline_dlq", "lead_key_conflicts", "lead_sources",
+    "suppression_list", "pipeline_events", "pipeline_event_keys", "pipeline_dlq", "lead_key_conflicts", "lead_sources",
     "ingest_dropped_values", "lead_duplicate_candidates", "lead_manual_merges",
     "leads_staging", "leads", "ingest_replay_guard", "uploads", "brokers", "gateway_rate_limits",
     "contactable_leads", "contactable_recheck_emails", "broker_notifications", "invoice_revisions",
-    "broker_cap_requests", "broker_sessions", "broker_credentials", "broker_notify_secrets",
+    "broker_cap_requests", "broker_sessions", "broker_credentials", "broker_notify_secrets", "alert_state",
 )
 
 

@@ -63,15 +63,15 @@ class Event(StrEnum):
     APPLICATION_SUBMITTED = "application_submitted"
 
 
-#: The lead funnel, in order: what `pipeline_funnel` counts.
+#: The lead funnel, in order: what `pipeline_funnel` measures.
 FUNNEL: tuple[Event, ...] = (
     Event.UPLOAD_RECEIVED,
     Event.DEDUPE_SUCCESS,
     Event.EMAIL_VERIFIED,
-    Event.LEAD_QUEUED,
     Event.CAMPAIGN_QUEUED,
     Event.EMAIL_SENT,
     Event.EMAIL_REPLIED,
+    Event.CONSENT_GRANTED,
     Event.CALL_INITIATED,
     Event.APPOINTMENT_BOOKED,
     Event.APPLICATION_SUBMITTED,
@@ -92,12 +92,15 @@ def record_event(
     payload: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> bool:
-    """Append one event; with an idempotency key a repeat is ignored. True when written."""
+    """Append one event; with an idempotency key a repeat is ignored. True when written.
+
+    The key is claimed by the table's insert trigger (a partitioned table cannot hold a unique
+    index on the key alone), which skips a repeated key's row as ON CONFLICT DO NOTHING would.
+    """
     cur = conn.execute(
         """INSERT INTO pipeline_events (event_type, stage, count, duration_ms, run_id, partition_key,
                                         upload_id, lead_id, payload, idempotency_key)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (idempotency_key) DO NOTHING""",
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (str(event_type), _text(stage), count, duration_ms, run_id, partition_key, upload_id, lead_id,
          Jsonb(payload or {}), idempotency_key),
     )
@@ -108,7 +111,6 @@ _LEAD_EVENTS = """
 INSERT INTO pipeline_events (event_type, stage, lead_id, run_id, partition_key, count, payload, idempotency_key)
 SELECT %(event)s, %(stage)s, t.lead_id, %(run_id)s, %(partition_key)s, 1, t.payload, %(event)s || ':' || t.lead_id
 FROM unnest(%(lead_ids)s::uuid[], %(payloads)s::jsonb[]) AS t(lead_id, payload)
-ON CONFLICT (idempotency_key) DO NOTHING
 """
 
 

@@ -7,7 +7,8 @@ import pytest
 # and the two that touch their notification secrets (a table they may not read).
 BROKER_FUNCTIONS = {"request_broker_id()", "uuid_v7()", "rotate_notify_secret(text)", "my_notify_secret_log()"}
 # Functions that run as their owner: each must pin its search_path.
-SECURITY_DEFINER = {"analyze_pipeline_table(text)", "rotate_notify_secret(text)", "my_notify_secret_log()"}
+SECURITY_DEFINER = {"analyze_pipeline_table(text)", "pipeline_events_maintain(integer,integer,date)",
+                    "rotate_notify_secret(text)", "my_notify_secret_log()"}
 
 FUNCTIONS_SQL = """
 SELECT p.oid::regprocedure::text,

@@ -203,6 +203,6 @@ def test_upload_ticks_outage_and_one_backfill_send_every_day_once(tmp_path, clea
     for name, campaign in received.items():
         assert sorted(lead["email"] for lead in campaign) == sorted(e for b, e in pushed if b == name)
         assert {lead["upload_count"] for lead in campaign} == {1}
-    assert funnel["ingested_leads"] == leads
-    assert (funnel["in_batch_leads"], funnel["email_sent_leads"]) == (len(sends), len(pushed))
+    assert funnel["dedupe_success_leads"] == leads
+    assert (funnel["campaign_queued_leads"], funnel["email_sent_leads"]) == (len(sends), len(pushed))
     assert funnel["sends_queued"] == 0
