@@ -3,10 +3,11 @@
 Only ``campaign_sends`` rows still ``queued`` are pushed, so a re-run (or Dagster's "re-execute
 from failure") sends just what did not reach Instantly before. Each chunk of at most 1,000 leads
 (one broker's campaign per chunk) is one ``add_leads`` call, a few in flight at once; the leads
-Instantly took turn ``pushed`` (with ``email_sent`` events) as soon as it answers. A lead it refused (an invalid address) turns
-``failed`` with the reason, gets its own dead letter, and its address is suppressed so it is not
-picked again. When the counts Instantly returns cannot tell which leads it refused, those leads
-are sent again one by one (safe with ``skip_if_in_campaign``), which answers unambiguously.
+Instantly took turn ``pushed`` (with ``email_sent`` events) as soon as it answers. A lead it
+refused (an invalid address) turns ``failed`` with the reason, gets its own dead letter, and its
+address is suppressed so it is not picked again. When the counts Instantly returns cannot tell
+which leads it refused, those leads are sent again one by one (safe with ``skip_if_in_campaign``),
+which answers unambiguously.
 A chunk whose fate is unknown (a timeout may have landed) stays ``queued``: re-pushing it is safe
 for the same reason.
 
@@ -323,7 +324,7 @@ class ChunkPush:
 
 
 class ChunkPusher:
-    """Sends chunks on worker threads; chunks of one campaign go one at a time, in order.
+    """Sends chunks on worker threads; chunks of one campaign go one at a time.
 
     After a failure, the campaign's later chunks are skipped (they would fail the same way), and a
     failure that makes the provider unusable (auth, 429 after retries, 5xx, transport) skips every
@@ -397,13 +398,12 @@ def record_chunk(
         outcome.errors.append(f"campaign {sent.campaign}: {error}")
         outcome.retries += sent.probe_error.retries
         outcome.stop = outcome.stop or stop
-    result = sent.result
-    assert result is not None
-    outcome.chunks += len(result.chunks)
-    outcome.retries += result.retries
-    outcome.leads_uploaded += result.leads_uploaded
-    outcome.already_in_campaign += result.already_in_campaign
-    outcome.invalid_emails += result.invalid_email_count
+    if sent.result is not None:
+        outcome.chunks += len(sent.result.chunks)
+        outcome.retries += sent.result.retries
+        outcome.leads_uploaded += sent.result.leads_uploaded
+        outcome.already_in_campaign += sent.result.already_in_campaign
+        outcome.invalid_emails += sent.result.invalid_email_count
 
 
 def push_day(
