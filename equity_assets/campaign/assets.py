@@ -201,6 +201,7 @@ def select_batches(context: dg.AssetExecutionContext, dates: list[date], postgre
             "brokers_served": day.brokers_served,
             "withdrawn": withdrawn,
             "seconds": round(day.seconds, 3),
+            **day.phases,
         }
         if day.brokers_without_campaign:
             context.log.warning("%s: %d active broker(s) have no Instantly campaign and no default is set",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import psycopg
@@ -84,6 +84,8 @@ class DaySelection:
     brokers_without_campaign: int
     already_in_batch: int
     seconds: float
+    #: where the time went: choosing, minting tokens, writing sends, activating leads, events
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def brokers_without_campaign(conn: psycopg.Connection, default_campaign: str | None) -> int:
@@ -105,24 +107,38 @@ def select_day(
 ) -> DaySelection:
     """Fill ``batch_date``'s batch up to each broker's cap, in the caller's transaction."""
     started = time.perf_counter()
+    phases: dict[str, float] = {}
+    mark = started
+
+    def lap(phase: str) -> None:
+        nonlocal mark
+        now_ = time.perf_counter()
+        phases[phase] = round(now_ - mark, 3)
+        mark = now_
+
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (SELECTION_LOCK_KEY,))
     already = conn.execute("SELECT count(*) FROM campaign_sends WHERE batch_date = %s", (batch_date,)).fetchone()[0]
     rows = conn.execute(
         _DAY_SELECTION_SQL, {"batch_date": batch_date, "default_campaign": default_campaign}
     ).fetchall()
+    lap("choose_s")
     broker_ids = [r[0] for r in rows]
     campaign_ids = [r[1] for r in rows]
     lead_ids: list[uuid.UUID] = [r[2] for r in rows]
     if lead_ids:
         tokens = mint_many(conn, lead_ids, now=now, batch_date=batch_date)
+        lap("tokens_s")
         conn.execute(_INSERT_SENDS_SQL, (batch_date, lead_ids, broker_ids, campaign_ids, [t.token_id for t in tokens]))
+        lap("sends_s")
         conn.execute(_ACTIVATE_SQL, (lead_ids,))
+        lap("activate_s")
         # one event per lead, keyed by lead: a lead is queued once in its life
         record_lead_events(
             conn, Event.CAMPAIGN_QUEUED, stage=Stage.DAILY_CAMPAIGN_BATCH, lead_ids=lead_ids,
             payloads=[{"broker_id": str(broker)} for broker in broker_ids],
             run_id=run_id, partition_key=batch_date.isoformat(),
         )
+        lap("events_s")
     return DaySelection(
         batch_date=batch_date,
         selected=len(lead_ids),
@@ -130,4 +146,5 @@ def select_day(
         brokers_without_campaign=brokers_without_campaign(conn, default_campaign),
         already_in_batch=already,
         seconds=time.perf_counter() - started,
+        phases=phases,
     )

@@ -2,11 +2,12 @@
 
 Only ``campaign_sends`` rows still ``queued`` are pushed, so a re-run (or Dagster's "re-execute
 from failure") sends just what did not reach Instantly before. Each chunk of at most 1,000 leads
-is one ``add_leads`` call; the leads Instantly took turn ``pushed`` (with ``email_sent`` events)
-in their own transaction as soon as it answers. A lead it refused (an invalid address) turns
-``failed`` with the reason, gets its own dead letter, and its address is suppressed so it is not
-picked again. When the counts Instantly returns cannot tell which leads it refused, those leads
-are sent again one by one (safe with ``skip_if_in_campaign``), which answers unambiguously.
+(one broker's campaign per chunk) is one ``add_leads`` call, a few in flight at once; the leads
+Instantly took turn ``pushed`` (with ``email_sent`` events) as soon as it answers. A lead it
+refused (an invalid address) turns ``failed`` with the reason, gets its own dead letter, and its
+address is suppressed so it is not picked again. When the counts Instantly returns cannot tell
+which leads it refused, those leads are sent again one by one (safe with ``skip_if_in_campaign``),
+which answers unambiguously.
 A chunk whose fate is unknown (a timeout may have landed) stays ``queued``: re-pushing it is safe
 for the same reason.
 
@@ -18,8 +19,10 @@ that is missing, expired or too close to expiry, or minted under another secret,
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -29,7 +32,7 @@ import psycopg
 from ..vendors.http import ProviderAuthError, ProviderHTTPError
 from ..observe.events import DeadLetter, Event, Stage, record_lead_events, send_to_dlq
 from ..security.consent import build_token, consent_secret, consent_url, mint_many
-from ..vendors.instantly import ChunkResult, InstantlyChunkError, InstantlyLead, InstantlyResource
+from ..vendors.instantly import AddLeadsResult, ChunkResult, InstantlyChunkError, InstantlyLead, InstantlyResource
 
 STAGE = Stage.INSTANTLY_CAMPAIGN_LEADS
 #: A link that dies within this long after sending is not worth mailing: mint a fresh one.
@@ -308,6 +311,101 @@ def _failure_summary(exc: InstantlyChunkError) -> tuple[str, bool]:
     return f"instantly {type(cause).__name__ if cause else 'error'} after {exc.retries} retries", True
 
 
+@dataclass
+class ChunkPush:
+    """One chunk's trip to Instantly, as a worker thread saw it; recorded by the caller's thread."""
+
+    campaign: str
+    chunk: list[PendingSend]
+    verdicts: list[ChunkVerdict] = field(default_factory=list)
+    result: AddLeadsResult | None = None
+    error: InstantlyChunkError | None = None  # the upload itself failed: the chunk's fate is unknown
+    probe_error: InstantlyChunkError | None = None  # a one-by-one probe failed: `unsure` leads stay queued
+
+
+class ChunkPusher:
+    """Sends chunks on worker threads; chunks of one campaign go one at a time.
+
+    After a failure, the campaign's later chunks are skipped (they would fail the same way), and a
+    failure that makes the provider unusable (auth, 429 after retries, 5xx, transport) skips every
+    chunk not yet started.
+    """
+
+    def __init__(self, instantly: InstantlyResource, consent_base_url: str) -> None:
+        self.instantly = instantly
+        self.consent_base_url = consent_base_url
+        self.stop = threading.Event()
+        self._failed: set[str] = set()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _campaign_lock(self, campaign: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(campaign, threading.Lock())
+
+    def push(self, campaign: str, chunk: list[PendingSend]) -> ChunkPush | None:
+        """Upload one chunk and sort Instantly's answer; None when it was skipped."""
+        with self._campaign_lock(campaign):
+            if self.stop.is_set() or campaign in self._failed:
+                return None
+            sent = ChunkPush(campaign, chunk)
+            try:
+                sent.result = self.instantly.add_leads(
+                    leads=[to_instantly_lead(s, self.consent_base_url) for s in chunk],
+                    campaign_id=campaign, skip_if_in_campaign=True,
+                )
+            except InstantlyChunkError as exc:
+                sent.error = exc
+                self._failed_with(campaign, exc)
+                return sent
+            for confirmed in sent.result.chunks:
+                verdict = sort_chunk(chunk[confirmed.start : confirmed.stop], confirmed)
+                probe_error = settle_unsure(self.instantly, verdict, campaign, self.consent_base_url)
+                if probe_error is not None:
+                    sent.probe_error = probe_error
+                    self._failed_with(campaign, probe_error)
+                sent.verdicts.append(verdict)
+            return sent
+
+    def _failed_with(self, campaign: str, exc: InstantlyChunkError) -> None:
+        self._failed.add(campaign)
+        if _failure_summary(exc)[1]:
+            self.stop.set()
+
+
+def record_chunk(
+    conn: psycopg.Connection, sent: ChunkPush, outcome: DayPush, *, batch_date: date, now: datetime,
+    run_id: str | None,
+) -> None:
+    """Write one chunk's outcome (pushed / failed / still queued with the error) and count it."""
+    if sent.error is not None:
+        error, stop = _failure_summary(sent.error)
+        outcome.rejected_credentials = outcome.rejected_credentials or isinstance(sent.error.__cause__, ProviderAuthError)
+        outcome.errors.append(f"campaign {sent.campaign}: {error}")
+        outcome.retries += sent.error.retries
+        conn.execute(_MARK_ERROR_SQL, (error, batch_date, [s.lead_id for s in sent.chunk]))
+        outcome.stop = outcome.stop or stop
+        return
+    for verdict in sent.verdicts:
+        record_verdict(conn, verdict, batch_date=batch_date, campaign=sent.campaign, now=now, run_id=run_id)
+        outcome.pushed += len(verdict.accepted)
+        outcome.rejected += len(verdict.rejected)
+        if sent.probe_error is not None and verdict.unsure:
+            error, _ = _failure_summary(sent.probe_error)
+            conn.execute(_MARK_ERROR_SQL, (error, batch_date, [s.lead_id for s in verdict.unsure]))
+    if sent.probe_error is not None:
+        error, stop = _failure_summary(sent.probe_error)
+        outcome.errors.append(f"campaign {sent.campaign}: {error}")
+        outcome.retries += sent.probe_error.retries
+        outcome.stop = outcome.stop or stop
+    if sent.result is not None:
+        outcome.chunks += len(sent.result.chunks)
+        outcome.retries += sent.result.retries
+        outcome.leads_uploaded += sent.result.leads_uploaded
+        outcome.already_in_campaign += sent.result.already_in_campaign
+        outcome.invalid_emails += sent.result.invalid_email_count
+
+
 def push_day(
     connection: ConnectionFactory,
     instantly: InstantlyResource,
@@ -318,53 +416,36 @@ def push_day(
     run_id: str | None = None,
     min_validity: timedelta = DEFAULT_MIN_TOKEN_VALIDITY,
 ) -> DayPush:
-    """Push ``batch_date``'s queued sends; each confirmed chunk is committed on its own."""
+    """Push ``batch_date``'s queued sends, ``instantly.max_concurrency`` chunks in flight.
+
+    Answers are committed as they arrive: every chunk that finished since the last commit goes
+    into one transaction, so a crash loses at most the answers in flight (re-pushed safely).
+    """
     outcome = DayPush(batch_date)
     with connection() as conn:
         outcome.withdrawn = withdraw_uncontactable(conn, batch_date)
         sends = pending_sends(conn, batch_date)
         outcome.tokens_reminted = attach_tokens(conn, sends, batch_date=batch_date, now=now, min_validity=min_validity)
     outcome.pending = len(sends)
-    failed_campaigns: set[str] = set()
-    for campaign, chunk in chunks_by_campaign(sends, instantly.chunk_size):
-        if campaign in failed_campaigns:
-            continue
-        try:
-            result = instantly.add_leads(leads=[to_instantly_lead(s, consent_base_url) for s in chunk],
-                                         campaign_id=campaign, skip_if_in_campaign=True)
-        except InstantlyChunkError as exc:
-            error, stop = _failure_summary(exc)
-            outcome.rejected_credentials = isinstance(exc.__cause__, ProviderAuthError)
-            outcome.errors.append(f"campaign {campaign}: {error}")
-            outcome.retries += exc.retries
-            with connection() as conn:
-                conn.execute(_MARK_ERROR_SQL, (error, batch_date, [s.lead_id for s in chunk]))
-            failed_campaigns.add(campaign)
-            if stop:
-                outcome.stop = True
-                break
-            continue
-        for confirmed in result.chunks:
-            verdict = sort_chunk(chunk[confirmed.start : confirmed.stop], confirmed)
-            probe_error = settle_unsure(instantly, verdict, campaign, consent_base_url)
-            with connection() as conn:
-                record_verdict(conn, verdict, batch_date=batch_date, campaign=campaign, now=now, run_id=run_id)
-            outcome.pushed += len(verdict.accepted)
-            outcome.rejected += len(verdict.rejected)
-            if probe_error is not None:
-                error, stop = _failure_summary(probe_error)
-                outcome.errors.append(f"campaign {campaign}: {error}")
-                outcome.retries += probe_error.retries
+    pusher = ChunkPusher(instantly, consent_base_url)
+    pool = ThreadPoolExecutor(max_workers=instantly.max_concurrency, thread_name_prefix="instantly-push")
+    chunks = list(chunks_by_campaign(sends, instantly.chunk_size))
+    try:
+        # The first upload goes alone: a wrong key or a provider that is down is found with one
+        # call, not with one per thread.
+        waiting = {pool.submit(pusher.push, *chunks[0])} if chunks else set()
+        rest = chunks[1:]
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            finished = [sent for sent in (future.result() for future in done) if sent is not None]
+            if finished:
                 with connection() as conn:
-                    conn.execute(_MARK_ERROR_SQL, (error, batch_date, [s.lead_id for s in verdict.unsure]))
-                failed_campaigns.add(campaign)
-                outcome.stop = outcome.stop or stop
-        outcome.chunks += len(result.chunks)
-        outcome.retries += result.retries
-        outcome.leads_uploaded += result.leads_uploaded
-        outcome.already_in_campaign += result.already_in_campaign
-        outcome.invalid_emails += result.invalid_email_count
-        if outcome.stop:
-            break
+                    for sent in finished:
+                        record_chunk(conn, sent, outcome, batch_date=batch_date, now=now, run_id=run_id)
+            if rest:
+                waiting |= {pool.submit(pusher.push, *chunk) for chunk in rest}
+                rest = []
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     outcome.unpushed = outcome.pending - outcome.pushed - outcome.rejected
     return outcome

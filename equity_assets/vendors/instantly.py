@@ -1,7 +1,8 @@
 """Instantly (email campaigns): its wire records and its Dagster resource (bulk lead upload in chunks of 1,000).
 
-Chunks go one after another (Instantly allows 100 requests/s per workspace, and one 1,000-lead
-call at a time is far below that); 429 and 5xx are retried with backoff, ``Retry-After`` honoured.
+One ``add_leads`` call sends its chunks one after another; callers that push many campaigns run
+up to ``max_concurrency`` calls at once (Instantly allows 100 requests/s per workspace, and a few
+requests in flight stay far below that). 429 and 5xx are retried with backoff, ``Retry-After`` honoured.
 
 Partial failure contract: ``add_leads`` either returns an :class:`AddLeadsResult` in which every
 chunk was accepted, or raises :class:`InstantlyChunkError` carrying the chunks accepted before the
@@ -194,8 +195,14 @@ class InstantlyResource(HttpApiResource):
     chunk_size: int = Field(
         default=INSTANTLY_MAX_LEADS_PER_CALL, ge=1, le=INSTANTLY_MAX_LEADS_PER_CALL, description="Leads per call."
     )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Uploads in flight at once when pushing many campaigns."
+    )
     skip_if_in_workspace: bool = Field(default=False, description="Skip leads present in any campaign/list.")
     verify_leads_on_import: bool = Field(default=False, description="Let Instantly verify emails on import.")
+
+    def _connection_pool_size(self) -> int:
+        return max(4, self.max_concurrency)
 
     def add_leads(
         self,
