@@ -6,11 +6,14 @@ handful of statements instead of one round trip per row:
 0. A row whose addr_hash matches no lead first takes the addr_hash of the property its address
    names (`address_resolution`); after step 5, leads the merge completed are re-keyed there too.
 1. Every staged row is matched against existing leads on the three keys at once (hash joins).
-2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group
-   (connected components by label propagation; only rows whose keys repeat take part).
+2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group.
+   Only rows whose keys repeat take part; their keys are streamed out with COPY and the
+   connected components, rounds and folding are worked out in numpy (`grouping`), then COPYed
+   back as a small plan table (no UPDATE pass over the work table per key hop).
 3. A group whose rows agree on every key and match no existing lead (the usual in-file
    duplicate) is folded into one record with the `lead_fold` aggregate (`lead_merge()` in file
-   order) and inserted once.
+   order) and inserted once, under the lead id the plan gave the group; the group's other rows
+   get their lineage (`in_batch`) in the same statement as the round's rows.
 4. Other groups are applied in rounds: round r holds the r-th row of every group, so no
    statement touches a lead twice or inserts one key twice. Each round matches MAK → APN →
    addr_hash, records keys that point at another lead in `lead_key_conflicts` (and does not
