@@ -143,6 +143,7 @@ def fetch_linked_rows(conn: psycopg.Connection) -> pd.DataFrame:
     table = pcsv.read_csv(
         pa.py_buffer(bytes(buffer)),
         read_options=pcsv.ReadOptions(column_names=names),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),  # a county or APN as the file wrote it
         # COPY writes NULL as an unquoted empty field; no key is ever an empty string
         convert_options=pcsv.ConvertOptions(column_types={"rn": pa.int64(), **{c: pa.string() for c in LINK_COLUMNS}},
                                             strings_can_be_null=True),
