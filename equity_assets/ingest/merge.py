@@ -6,11 +6,14 @@ handful of statements instead of one round trip per row:
 0. A row whose addr_hash matches no lead first takes the addr_hash of the property its address
    names (`address_resolution`); after step 5, leads the merge completed are re-keyed there too.
 1. Every staged row is matched against existing leads on the three keys at once (hash joins).
-2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group
-   (connected components by label propagation; only rows whose keys repeat take part).
+2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group.
+   Only rows whose keys repeat take part; their keys are streamed out with COPY and the
+   connected components, rounds and folding are worked out in numpy (`grouping`), then COPYed
+   back as a small plan table (no UPDATE pass over the work table per key hop).
 3. A group whose rows agree on every key and match no existing lead (the usual in-file
    duplicate) is folded into one record with the `lead_fold` aggregate (`lead_merge()` in file
-   order) and inserted once.
+   order) and inserted once, under the lead id the plan gave the group; the group's other rows
+   get their lineage (`in_batch`) in the same statement as the round's rows.
 4. Other groups are applied in rounds: round r holds the r-th row of every group, so no
    statement touches a lead twice or inserts one key twice. Each round matches MAK → APN →
    addr_hash, records keys that point at another lead in `lead_key_conflicts` (and does not
@@ -28,10 +31,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pcsv
 from psycopg import sql
 
 from .address_resolution import rekey_touched_leads, resolve_address_identity
+from .grouping import LINK_COLUMNS, plan_groups
 
 
 @dataclass(frozen=True)
@@ -95,15 +102,12 @@ def _key_owner_joins(alias: str) -> str:
 
 
 def build_work_table(conn: psycopg.Connection, upload_id: str) -> int:
-    """merge_rows: one row per staged row not yet merged, with its keys and their current owners."""
+    """merge_keys: one row per staged row not yet merged, with its keys and their current owners."""
     conn.execute(
-        f"""CREATE TEMP TABLE merge_rows ON COMMIT DROP AS
+        f"""CREATE TEMP TABLE merge_keys ON COMMIT DROP AS
             SELECT s.row_number AS rn, s.mak, s.apn, s.property_state, s.county,
                    {APN_KEY.format(a='s')} AS apn_key, s.addr_hash,
-                   lm.id AS by_mak, la.id AS by_apn, lh.id AS by_addr,
-                   s.row_number::bigint AS grp, 1 AS round, false AS folded,
-                   -- the id a new lead made from this row would take
-                   CASE WHEN coalesce(lm.id, la.id, lh.id) IS NULL THEN uuid_v7() END AS new_id
+                   lm.id AS by_mak, la.id AS by_apn, lh.id AS by_addr
             FROM leads_staging s {_key_owner_joins('s')}
             WHERE s.upload_id = %s
               -- rows merged by an earlier run of this upload are done (lineage is the receipt)
@@ -111,68 +115,78 @@ def build_work_table(conn: psycopg.Connection, upload_id: str) -> int:
                               WHERE ls.upload_id = s.upload_id AND ls.row_number = s.row_number)""",
         (upload_id,),
     )
-    conn.execute("CREATE UNIQUE INDEX ON merge_rows (rn)")
-    conn.execute("ANALYZE merge_rows")
-    return conn.execute("SELECT count(*) FROM merge_rows").fetchone()[0]
+    return conn.execute("SELECT count(*) FROM merge_keys").fetchone()[0]
+
+
+# The rows that can share a group: a key that repeats inside the upload, or an existing lead
+# that more than one row resolves to. Every other row is a group of its own.
+LINKED_ROWS_SQL = """
+SELECT rn, mak, apn_key, addr_hash, coalesce(by_mak, by_apn, by_addr)::text AS target
+FROM merge_keys
+WHERE mak IN (SELECT mak FROM merge_keys WHERE mak IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
+   OR apn_key IN (SELECT apn_key FROM merge_keys WHERE apn_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
+   OR addr_hash IN (SELECT addr_hash FROM merge_keys WHERE addr_hash IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
+   OR coalesce(by_mak, by_apn, by_addr) IN (
+         SELECT coalesce(by_mak, by_apn, by_addr) FROM merge_keys
+         WHERE coalesce(by_mak, by_apn, by_addr) IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+
+
+def fetch_linked_rows(conn: psycopg.Connection) -> pd.DataFrame:
+    """The linked rows' keys, streamed out with COPY and read by Arrow (no Python object per value)."""
+    buffer = bytearray()
+    with conn.cursor().copy(f"COPY ({LINKED_ROWS_SQL}) TO STDOUT (FORMAT csv)") as copy:
+        for block in copy:
+            buffer += block
+    names = ["rn", *LINK_COLUMNS]
+    if not buffer:
+        return pd.DataFrame({name: pd.Series(dtype="int64" if name == "rn" else "object") for name in names})
+    table = pcsv.read_csv(
+        pa.py_buffer(bytes(buffer)),
+        read_options=pcsv.ReadOptions(column_names=names),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),  # a county or APN as the file wrote it
+        # COPY writes NULL as an unquoted empty field; no key is ever an empty string
+        convert_options=pcsv.ConvertOptions(column_types={"rn": pa.int64(), **{c: pa.string() for c in LINK_COLUMNS}},
+                                            strings_can_be_null=True),
+    )
+    return table.to_pandas()
 
 
 def group_linked_rows(conn: psycopg.Connection) -> int:
-    """Connected components over shared keys / shared existing lead; returns the round count."""
+    """merge_rows: merge_keys with each row's group, round and folding (see `grouping`), and the
+    id a new lead made from it would take. Returns the number of rounds."""
+    plan = plan_groups(fetch_linked_rows(conn))
+    conn.execute("CREATE TEMP TABLE merge_plan (rn integer PRIMARY KEY, grp bigint, round integer, folded boolean, "
+                 "new_id uuid) ON COMMIT DROP")
+    if len(plan.frame):
+        sink = pa.BufferOutputStream()
+        pcsv.write_csv(pa.Table.from_pandas(plan.frame, preserve_index=False), sink,
+                       write_options=pcsv.WriteOptions(include_header=False))
+        with conn.cursor().copy("COPY merge_plan (rn, grp, round, folded, new_id) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(sink.getvalue().to_pybytes())
+        conn.execute("ANALYZE merge_plan")
     conn.execute(
-        """CREATE TEMP TABLE linked ON COMMIT DROP AS
-           SELECT rn, mak, apn_key, addr_hash, coalesce(by_mak, by_apn, by_addr) AS target, grp
-           FROM merge_rows
-           WHERE mak IN (SELECT mak FROM merge_rows WHERE mak IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
-              OR apn_key IN (SELECT apn_key FROM merge_rows WHERE apn_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
-              OR addr_hash IN (SELECT addr_hash FROM merge_rows WHERE addr_hash IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
-              OR coalesce(by_mak, by_apn, by_addr) IN (
-                    SELECT coalesce(by_mak, by_apn, by_addr) FROM merge_rows
-                    WHERE coalesce(by_mak, by_apn, by_addr) IS NOT NULL GROUP BY 1 HAVING count(*) > 1)"""
+        f"""CREATE TEMP TABLE merge_rows ON COMMIT DROP AS
+            SELECT k.*, coalesce(p.grp, k.rn) AS grp, coalesce(p.round, 1) AS round,
+                   coalesce(p.folded, false) AS folded,
+                   -- the id a new lead made from this row would take; every row of a folded
+                   -- group carries its group's id (given by the plan)
+                   coalesce(p.new_id, CASE WHEN coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL THEN uuid_v7() END)
+                       AS new_id
+            FROM merge_keys k LEFT JOIN merge_plan p USING (rn)"""
     )
-    if conn.execute("SELECT count(*) FROM linked").fetchone()[0] == 0:
-        return 1
-    conn.execute("CREATE UNIQUE INDEX ON linked (rn)")
-    # min-label propagation: each pass spreads the smallest row number one key hop further
-    while True:
-        changed = conn.execute(
-            """UPDATE linked SET grp = x.g
-               FROM (SELECT rn, least(
-                        CASE WHEN mak IS NULL THEN grp ELSE min(grp) OVER (PARTITION BY mak) END,
-                        CASE WHEN apn_key IS NULL THEN grp ELSE min(grp) OVER (PARTITION BY apn_key) END,
-                        CASE WHEN addr_hash IS NULL THEN grp ELSE min(grp) OVER (PARTITION BY addr_hash) END,
-                        CASE WHEN target IS NULL THEN grp ELSE min(grp) OVER (PARTITION BY target) END) AS g
-                     FROM linked) x
-               WHERE linked.rn = x.rn AND linked.grp <> x.g"""
-        ).rowcount
-        if changed == 0:
-            break
-    # Groups that agree on every key and match no existing lead are folded into one record
-    # (round 1 for the first row, round 0 for the rest); the others go one row per round.
-    conn.execute(
-        """CREATE TEMP TABLE folded_groups ON COMMIT DROP AS
-           SELECT grp FROM linked GROUP BY grp
-           HAVING count(DISTINCT mak) <= 1 AND count(DISTINCT apn_key) <= 1
-              AND count(DISTINCT addr_hash) <= 1 AND count(target) = 0"""
-    )
-    conn.execute(
-        """UPDATE merge_rows m SET grp = r.grp, round = r.round, folded = r.folded
-           FROM (SELECT l.rn, l.grp, f.grp IS NOT NULL AS folded,
-                        CASE WHEN f.grp IS NULL THEN row_number() OVER (PARTITION BY l.grp ORDER BY l.rn)
-                             WHEN l.rn = min(l.rn) OVER (PARTITION BY l.grp) THEN 1
-                             ELSE 0 END AS round
-                 FROM linked l LEFT JOIN folded_groups f USING (grp)) r
-           WHERE m.rn = r.rn"""
-    )
+    conn.execute("DROP TABLE merge_keys, merge_plan")
+    conn.execute("CREATE UNIQUE INDEX ON merge_rows (rn)")
     # later rounds are small: let the planner see that and use the staging index
-    conn.execute("CREATE INDEX ON merge_rows (round) WHERE round > 1")
+    conn.execute("CREATE INDEX ON merge_rows (round) WHERE round <> 1")
     conn.execute("ANALYZE merge_rows")
-    return conn.execute("SELECT max(round) FROM merge_rows").fetchone()[0]
+    return plan.rounds
 
 
 TARGET = "coalesce(m.by_mak, m.by_apn, m.by_addr)"
 
 
-def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, ingest) -> dict[str, int]:
+def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, ingest,
+                folded_tails: int) -> dict[str, int]:
     """Fold the round's rows into their leads or insert them; record lineage and conflicts."""
     if round_no > 1:  # earlier rounds changed who owns which key
         conn.execute(
@@ -239,13 +253,12 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
         inserted += conn.execute(
             sql.SQL(
                 """INSERT INTO leads (id, first_upload_id, source, {cols})
-                   SELECT h.new_id, %(upload)s, 'upload', {vals}
-                   FROM (SELECT min(m.rn) AS head, lead_fold({inc} ORDER BY m.rn) AS rec
+                   SELECT f.new_id, %(upload)s, 'upload', {vals}
+                   FROM (SELECT m.new_id, lead_fold({inc} ORDER BY m.rn) AS rec
                          FROM merge_rows m JOIN leads_staging s ON s.upload_id = %(upload)s AND s.row_number = m.rn
                          WHERE m.folded
-                         GROUP BY m.grp
-                         OFFSET 0) f
-                   JOIN merge_rows h ON h.rn = f.head"""
+                         GROUP BY m.new_id
+                         OFFSET 0) f"""
             ).format(
                 cols=insert_cols,
                 vals=sql.SQL(", ").join(_insert_value(c, leads, "(f.rec)") for c in ingest),
@@ -253,29 +266,22 @@ def apply_round(conn: psycopg.Connection, upload_id: str, round_no: int, leads, 
             ),
             {"upload": upload_id},
         ).rowcount
+    # round 1 also accounts for the rest of each folded group: its group's lead, 'in_batch'
     rows = conn.execute(
         f"""INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
            SELECT %(upload)s, m.rn, coalesce({TARGET}, m.new_id),
-                  CASE WHEN {TARGET} IS NULL THEN 'new'
+                  CASE WHEN m.round = 0 THEN 'in_batch'
+                       WHEN {TARGET} IS NULL THEN 'new'
                        WHEN %(round)s > 1 AND EXISTS (SELECT 1 FROM lead_sources p
                                                       WHERE p.upload_id = %(upload)s AND p.lead_id = {TARGET}
                                                         AND p.matched_on = 'new') THEN 'in_batch'
                        WHEN m.by_mak IS NOT NULL THEN 'mak'
                        WHEN m.by_apn = {TARGET} THEN 'apn'
                        ELSE 'addr_hash' END
-           FROM merge_rows m WHERE m.round = %(round)s
+           FROM merge_rows m WHERE m.round = %(round)s OR (%(round)s = 1 AND m.round = 0)
            ON CONFLICT (upload_id, row_number) DO NOTHING""",
         {"upload": upload_id, "round": round_no},
-    ).rowcount
-    if round_no == 1:  # the rest of each folded group became its first row's lead
-        conn.execute(
-            """INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
-               SELECT %s, m.rn, h.new_id, 'in_batch'
-               FROM merge_rows m JOIN merge_rows h ON h.grp = m.grp AND h.round = 1
-               WHERE m.round = 0
-               ON CONFLICT (upload_id, row_number) DO NOTHING""",
-            (upload_id,),
-        )
+    ).rowcount - (folded_tails if round_no == 1 else 0)
     # each lead is touched at most once per round, so the rest of the rows changed nothing
     return {"rows": rows, "inserted": inserted, "updated": updated, "conflicts": conflicts,
             "unchanged": rows - inserted - updated}
@@ -336,20 +342,22 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
     staged = build_work_table(conn, upload_id)
     lap("match_keys_s")
     rounds = group_linked_rows(conn) if staged else 0
+    if not staged:
+        conn.execute("CREATE TEMP TABLE merge_rows ON COMMIT DROP AS SELECT *, 0 AS round FROM merge_keys")
     lap("group_s")
     totals = {"inserted": 0, "updated": 0, "conflicts": 0, "unchanged": 0}
-    in_batch = 0
+    # rows folded into an earlier row of their group (round 0) are merged in batch
+    in_batch = conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
     for r in range(1, rounds + 1):
-        counts = apply_round(conn, upload_id, r, leads, ingest)
+        counts = apply_round(conn, upload_id, r, leads, ingest, in_batch if r == 1 else 0)
         for k in totals:
             totals[k] += counts[k]
         if r > 1:
             in_batch += counts["rows"]
     lap("apply_s")
-    in_batch += conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
     rekeyed_leads = rekey_touched_leads(conn, upload_id)
     lap("rekey_s")
-    conn.execute("DROP TABLE IF EXISTS merge_rows, linked, folded_groups")
+    conn.execute("DROP TABLE IF EXISTS merge_keys, merge_rows")
     return MergeCounts(
         staged=staged,
         inserted=totals["inserted"],

@@ -252,3 +252,21 @@ def test_merge_equals_an_independent_model_of_the_rules(admin_conn, seed):
     counts = merge_upload(admin_conn, up)
     assert snapshot(admin_conn) == expected
     assert counts.conflicts == conflicts and counts.inserted == len(expected)
+
+
+def test_keys_with_quotes_commas_and_newlines_still_group(admin_conn):
+    # the grouping reads the linked rows' keys back as CSV: odd characters must not split or merge them
+    up = new_upload(admin_conn)
+    county = 'SAINT "X",\nCOUNTY'
+    stage(admin_conn, up, [
+        {"apn": "1,2", "property_state": "CA", "county": county, "first_name": "Ann"},
+        {"apn": "1,2", "property_state": "CA", "county": "SAINT", "first_name": "Bob"},
+        {"apn": "1,2", "property_state": "CA", "county": county, "last_name": "Lee"},
+    ])
+    counts = merge_upload(admin_conn, up)
+    assert (counts.inserted, counts.merged_in_batch) == (2, 1)
+    rows = lineage(admin_conn, up)
+    assert [r[2] for r in rows] == ["new", "new", "in_batch"]
+    assert rows[0][1] == rows[2][1] != rows[1][1]
+    assert admin_conn.execute("SELECT first_name, last_name, county FROM leads WHERE id = %s",
+                              (rows[0][1],)).fetchone() == ("Ann", "Lee", county)
