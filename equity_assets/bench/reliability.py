@@ -352,16 +352,23 @@ def _is_dst_change(day: date) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def gateway_load(rate: int = 1000, seconds: float = 60.0) -> dict[str, Any]:
-    """Signed Instantly webhooks at ``rate`` req/s on loopback (`equity bench webhooks`'s open-loop client)."""
-    figures = webhooks_bench.run(rate, seconds)
+def gateway_load(rate: int = 1000, seconds: float = 60.0, workers: int = 2) -> dict[str, Any]:
+    """Signed webhooks (Instantly + VAPI) and uploads at ``rate`` req/s on loopback (`equity bench webhooks`)."""
+    figures = webhooks_bench.run(rate, seconds, workers)
     return {
-        "injected": {"offered_rate": figures["offered_rate"], "seconds": figures["seconds"],
-                     "requests": figures["requests"]},
-        "found": {key: figures[key] for key in ("accepted", "statuses", "p50_ms", "max_ms", "stored", "lost")}
-                 | {"inbox_exactly_once": figures["stored"] == figures["accepted"]},
+        "injected": {key: figures[key] for key in ("offered_rate", "seconds", "workers", "connections", "requests",
+                                                   "warm_up_requests")},
+        "found": {key: figures[key] for key in ("by_kind", "statuses", "first_errors", "p50_ms", "max_ms",
+                                                "accepted_per_s", "inbox_rows", "missing_from_inbox",
+                                                "same_id_answered_twice", "event_keys_stored_twice",
+                                                "uploads_accepted", "uploads_missing", "cpu_cores_used")}
+                 | {"inbox_exactly_once": figures["webhooks_in_inbox"] == figures["webhooks_accepted"]
+                    == figures["inbox_rows"] and figures["event_keys_stored_twice"] == 0},
+        "gateway_rps": figures["accepted_per_s"],
         "gateway_p99_ms": figures["p99_ms"],
-        "gateway_req_per_s": figures["accepted_per_s"],
+        "gateway_errors": figures["errors"],
+        "webhooks_accepted": figures["webhooks_accepted"],
+        "webhooks_in_inbox": figures["webhooks_in_inbox"],
         "lost_rows": figures["lost"],
     }
 
@@ -382,8 +389,8 @@ def run(leads: int = 2000) -> dict[str, Any]:
         "lost_rows": sum(s.get("lost_rows", 0) for s in scenarios.values()),
         "double_sends": sum(s.get("double_sends", 0) for s in scenarios.values()),
         "compliance_violations": sum(s.get("compliance_violations", 0) for s in scenarios.values()),
-        "gateway_p99_ms": scenarios["gateway_load"]["gateway_p99_ms"],
-        "gateway_req_per_s": scenarios["gateway_load"]["gateway_req_per_s"],
+        **{key: scenarios["gateway_load"][key] for key in ("gateway_rps", "gateway_p99_ms", "gateway_errors",
+                                                           "webhooks_accepted", "webhooks_in_inbox")},
         "seconds": round(time.perf_counter() - started, 1),
         "scenarios": scenarios,
     }

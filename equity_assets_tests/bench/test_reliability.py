@@ -36,6 +36,16 @@ def test_campaign_day_killed_mid_push_then_rerun_sends_each_lead_once(test_db) -
     assert found["selected"] > 0 and found["leads_in_instantly"] == found["sends_by_status"].get("pushed")
 
 
+def test_gateway_load_stores_every_accepted_webhook_once_with_several_workers(test_db) -> None:
+    figures = reliability.gateway_load(rate=150, seconds=2, workers=2)
+    found = figures["found"]
+    assert figures["gateway_errors"] == 0, found["first_errors"]
+    assert figures["lost_rows"] == 0, (found["missing_from_inbox"], found["uploads_missing"])
+    assert figures["webhooks_accepted"] == figures["webhooks_in_inbox"] > 300 and found["inbox_exactly_once"]
+    assert {"instantly:ok", "vapi:ok", "upload:ok"} <= set(found["by_kind"]) and found["uploads_accepted"] >= 3
+    assert found["cpu_cores_used"]["gateway"] > 0
+
+
 def test_no_call_outside_the_window_or_without_consent_over_dst_days(test_db) -> None:
     figures = reliability.compliance(120, days=DST_DAYS)
     found = figures["found"]
