@@ -64,6 +64,8 @@ from .common import fresh_database
 OPTIONS = {"leads"}
 SHOW = 10  # offending ids listed per kind
 INSTANTLY_PATH = "/api/v2/leads/add"
+MELISSA_PATH = "/v3/WEB/ContactVerify/doContactVerify"
+BATCHDATA_PATH = "/api/v3/property/skip-trace"
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,40 +84,100 @@ FROM leads l
 def provider_faults(leads: int = 2000, *, error_rate: float = 0.3, throttle_burst: int = 8,
                     chunk_size: int = 20) -> dict[str, Any]:
     """Verify ``leads`` leads through 5xx faults and a 429 burst; reconcile every lead."""
-    injected = {"error_rate": error_rate, "throttle_burst_429": throttle_burst, "leads": leads}
-    with fresh_database("equity_rel_faults") as (_, dsn), \
-            verify_bench.sandbox_process(latency_ms=0, error_rate=error_rate) as url:
+    def inject(control: SandboxControl) -> None:
+        control.set_faults(error_rate=error_rate, fail_next=throttle_burst, fail_next_status=429, retry_after_s=1)
+
+    return _verify_through_faults(leads, inject, {"error_rate": error_rate, "throttle_burst_429": throttle_burst},
+                                  chunk_size=chunk_size)
+
+
+def provider_timeouts(leads: int = 2000, *, melissa_timeout_rate: float = 0.3, hang_s: float = 5.0,
+                      client_timeout_s: float = 1.0, max_retries: int = 1, chunk_size: int = 20,
+                      max_runs: int = 12) -> dict[str, Any]:
+    """Verify through providers that hang ``hang_s`` (longer than the client waits) on some requests.
+
+    Melissa hangs on a share of requests and BatchData, the fallback, on every one: a client gives
+    up after ``client_timeout_s``, backs off and retries; a chunk whose Melissa tries all time out
+    falls back to BatchData, times out there too and goes to the DLQ with the timeout as its reason.
+    When both providers' circuits have opened the run stops claiming, and the schedule's next run
+    carries on: runs repeat (up to ``max_runs``) until every lead is verified or dead-lettered.
+    """
+    def inject(control: SandboxControl) -> None:
+        control.set_faults(timeout_s=hang_s, path_faults={MELISSA_PATH: {"timeout_rate": melissa_timeout_rate},
+                                                          BATCHDATA_PATH: {"timeout_rate": 1.0}})
+
+    return _verify_through_faults(
+        leads, inject, {"melissa_timeout_rate": melissa_timeout_rate, "batchdata_timeout_rate": 1.0,
+                        "hang_s": hang_s, "client_timeout_s": client_timeout_s, "client_max_retries": max_retries},
+        chunk_size=chunk_size, max_runs=max_runs,
+        client={"timeout_s": client_timeout_s, "max_retries": max_retries, "backoff_factor": 0.2,
+                "backoff_jitter": 0.2})
+
+
+def _verify_through_faults(leads: int, inject, injected: dict[str, Any], *, chunk_size: int, max_runs: int = 1,
+                           client: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`verified_leads` over ``leads`` fresh leads against a sandbox process with ``inject``'s faults,
+    run again (as the schedule would) while some lead is neither verified nor dead-lettered."""
+    client = client or {}
+    runs: list[dict[str, Any]] = []
+    with fresh_database("equity_rel_faults") as (_, dsn), verify_bench.sandbox_process(latency_ms=0) as url:
         verify_bench.seed_data(dsn, leads, brokers=10)
         control = SandboxControl(url)
-        control.set_faults(fail_next=throttle_burst, fail_next_status=429, retry_after_s=1)
-        postgres = PostgresResource(dsn=dsn, application_name="equity_reliability")
+        inject(control)
         keys = SandboxConfig()
-        result = dg.materialize(
-            [verified_leads],
-            resources={
-                "postgres": postgres,
-                "melissa": MelissaResource(license_key=keys.melissa_license_key, base_url=url),
-                "batchdata": BatchDataResource(api_token=keys.batchdata_api_token, base_url=url),
-            },
-            run_config={"ops": {"verified_leads": {"config": {"chunk_size": chunk_size,
-                                                              "max_leads_per_run": leads}}}},
-            instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-        )
-        postgres.close()
+        started = time.perf_counter()
+        while len(runs) < max_runs:
+            postgres = PostgresResource(dsn=dsn, application_name="equity_reliability")
+            result = dg.materialize(
+                [verified_leads],
+                resources={
+                    "postgres": postgres,
+                    "melissa": MelissaResource(license_key=keys.melissa_license_key, base_url=url, **client),
+                    "batchdata": BatchDataResource(api_token=keys.batchdata_api_token, base_url=url, **client),
+                },
+                run_config={"ops": {"verified_leads": {"config": {"chunk_size": chunk_size,
+                                                                  "max_leads_per_run": leads}}}},
+                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+            )
+            postgres.close()
+            metadata = {}
+            if result.success:
+                [materialization] = result.asset_materializations_for_node("verified_leads")
+                metadata = {k: v.value for k, v in materialization.metadata.items()}
+            failure = next((e.event_specific_data.error.message.strip()[:200] for e in result.all_events
+                            if e.is_step_failure), None)
+            runs.append({"success": result.success, "verified": metadata.get("leads_verified"),
+                         "dlq": metadata.get("dlq"), "retries": metadata.get("retries"), "failure": failure})
+            rows = _verify_outcome(dsn)
+            if all(ok or dlq for _, ok, dlq in rows):
+                break
+        seconds = time.perf_counter() - started
         stats = control.stats()
         with psycopg.connect(dsn) as conn:
             conn.execute("SET ROLE service_role")
-            rows = conn.execute(_VERIFY_OUTCOME, {"stage": VERIFY_STAGE.value}).fetchall()
+            reasons = Counter(r[0] for r in conn.execute(
+                "SELECT regexp_replace(reason, 'after [0-9]+ retries', 'after N retries', 'g') FROM pipeline_dlq "
+                "WHERE stage = %s AND status = 'pending'", (VERIFY_STAGE.value,)))
     verified = [lead for lead, ok, _ in rows if ok]
     dead = [lead for lead, ok, dlq in rows if dlq and not ok]
     lost = [lead for lead, ok, dlq in rows if not ok and not dlq]
     return {
-        "injected": {**injected, "injected_5xx": stats["injected_5xx"], "injected_429": stats["injected_429"]},
-        "found": {"run_success": result.success, "leads": len(rows), "verified": len(verified),
-                  "in_dlq": len(dead), "lost": len(lost), "lost_leads": lost[:SHOW],
-                  "reconciles": len(verified) + len(dead) + len(lost) == len(rows) == leads},
+        "injected": {**injected, "leads": leads, "injected_5xx": stats["injected_5xx"],
+                     "injected_429": stats["injected_429"], "injected_timeouts": stats.get("injected_timeouts", 0)},
+        "found": {"runs": runs, "run_success": runs[-1]["success"], "seconds": round(seconds, 1),
+                  "leads": len(rows), "verified": len(verified), "in_dlq": len(dead), "dlq_reasons": dict(reasons),
+                  "client_retries": sum(r["retries"] or 0 for r in runs), "lost": len(lost),
+                  "lost_leads": lost[:SHOW],
+                  "reconciles": len(verified) + len(dead) + len(lost) == len(rows) == leads and not lost},
         "lost_rows": len(lost),
     }
+
+
+def _verify_outcome(dsn: str) -> list[tuple[str, bool, bool]]:
+    """(lead id, verified?, pending verify dead letter?) of every lead."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET ROLE service_role")
+        return conn.execute(_VERIFY_OUTCOME, {"stage": VERIFY_STAGE.value}).fetchall()
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,6 +443,7 @@ def run(leads: int = 2000) -> dict[str, Any]:
     started = time.perf_counter()
     scenarios = {
         "provider_faults": provider_faults(leads),
+        "provider_timeouts": provider_timeouts(max(100, leads // 4)),
         "campaign_kill": campaign_kill(leads),
         "compliance": compliance(max(50, leads // 5), step=timedelta(hours=1)),
         "gateway_load": gateway_load(),

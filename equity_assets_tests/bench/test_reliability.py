@@ -26,6 +26,18 @@ def test_provider_faults_leave_every_lead_verified_or_in_the_dlq(test_db) -> Non
     assert found["verified"] > 0
 
 
+def test_provider_hangs_longer_than_the_client_waits_end_verified_or_in_the_dlq(test_db) -> None:
+    figures = reliability.provider_timeouts(60, chunk_size=10, hang_s=5.0, client_timeout_s=1.0)
+    injected, found = figures["injected"], figures["found"]
+    assert injected["injected_timeouts"] > 0, injected
+    assert figures["lost_rows"] == 0, (found["lost_leads"], found["runs"])
+    assert found["reconciles"] and found["verified"] > 0 and found["in_dlq"] > 0, found
+    # the dead letters say which provider gave up, after how many retries
+    assert all("ProviderUnavailableError after N retries" in reason for reason in found["dlq_reasons"]), found
+    # a run every provider failed in says so, and a later run carries on
+    assert found["runs"][-1]["success"], found["runs"]
+
+
 def test_campaign_day_killed_mid_push_then_rerun_sends_each_lead_once(test_db) -> None:
     figures = reliability.campaign_kill(300, 2, chunk_size=10, kill_after_leads=40)
     found = figures["found"]
