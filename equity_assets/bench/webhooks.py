@@ -36,7 +36,7 @@ from typing import Any
 import psycopg
 
 from ..security.signing import sign_request
-from .common import fresh_database
+from .common import fresh_database, process_children
 
 OPTIONS = {"rate", "seconds", "workers"}
 TARGETS = {"rate": 1000, "p99_ms": 50.0}
@@ -204,14 +204,6 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except FileNotFoundError:
-        return []
-
-
 def _machine_busy_seconds() -> float:
     with open("/proc/stat") as f:
         user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
@@ -233,7 +225,7 @@ class CpuMeter:
         self.gateway_pid, self.dsn = gateway_pid, dsn
 
     def _sample(self) -> dict[str, float]:
-        gateway = [self.gateway_pid, *_children(self.gateway_pid)]
+        gateway = [self.gateway_pid, *process_children(self.gateway_pid)]
         return {"client": time.process_time(), "gateway": sum(map(_cpu_seconds, gateway)),
                 "postgres": sum(map(_cpu_seconds, _database_pids(self.dsn))), "machine": _machine_busy_seconds()}
 

@@ -11,6 +11,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from equity_assets.bench import reliability
+from equity_assets.engage import inbox
+from equity_assets.engage.classifier import Classification
 from equity_assets.voice import planner
 from equity_assets.voice.gate import GateDecision
 
@@ -58,14 +60,18 @@ def test_gateway_load_stores_every_accepted_webhook_once_with_several_workers(te
     assert found["cpu_cores_used"]["gateway"] > 0
 
 
-def test_no_call_outside_the_window_or_without_consent_over_dst_days(test_db) -> None:
-    figures = reliability.compliance(120, days=DST_DAYS)
-    found = figures["found"]
+def test_no_call_outside_the_window_without_consent_or_e_mail_to_a_suppressed_address(test_db) -> None:
+    figures = reliability.compliance(120, days=DST_DAYS, reply_share=0.5)
+    injected, found = figures["injected"], figures["found"]
     assert figures["compliance_violations"] == 0, found["violations"]
-    assert figures["injected"]["dst_days"] == [d.isoformat() for d in DST_DAYS]
-    assert figures["injected"]["revoked_mid_run"] > 0
+    assert injected["dst_days"] == [d.isoformat() for d in DST_DAYS]
+    assert injected["revoked_mid_run"] > 0 and injected["replies"] > injected["revoked_mid_run"]
+    assert injected["households_sharing_an_address"] > 0 and injected["pre_suppressed_addresses"] > 0
     assert found["allowed"] > 0 and found["refusals_by_reason"].get("outside_window", 0) > 0
     assert found["refusals_by_reason"].get("consent_revoked", 0) > 0
+    # the one weekday (Monday 2 November) has its 06:00 PT campaign day; Sunday 8 March has none
+    assert found["campaign_days"] == 1 and found["emails_selected"] > 0
+    assert found["reply_outcomes"].get("unsubscribe", 0) > 0
 
 
 def test_the_compliance_run_names_the_calls_a_broken_gate_would_place(test_db, monkeypatch) -> None:
@@ -77,7 +83,20 @@ def test_the_compliance_run_names_the_calls_a_broken_gate_would_place(test_db, m
     kinds = figures["found"]["violations_by_kind"]
     assert figures["compliance_violations"] > 0
     assert kinds.get("outside_window", 0) > 0 and kinds.get("no_valid_consent", 0) > 0
-    assert {"lead", "at", "phone", "why"} <= set(figures["found"]["violations"][0])
+    call = next(v for v in figures["found"]["violations"] if v["kind"] == "call")
+    assert {"lead", "at", "phone", "why"} <= set(call)
+
+
+def test_the_compliance_run_names_a_revocation_the_classifier_would_miss(test_db, monkeypatch) -> None:
+    def never_revoke(event_type, text, subject):
+        return Classification("question", False, 0.4, "fallback")
+
+    monkeypatch.setattr(inbox, "classify_event", never_revoke)
+    figures = reliability.compliance(40, days=(date(2026, 11, 2),), reply_share=1.0)
+    kinds = figures["found"]["violations_by_kind"]
+    assert kinds.get("revocation_not_applied", 0) > 0, kinds
+    missed = next(v for v in figures["found"]["violations"] if v["kind"] == "revocation_not_applied")
+    assert missed["reply"] in reliability.REVOKING_REPLIES and "email_not_suppressed" in missed["why"]
 
 
 @pytest.mark.parametrize(
