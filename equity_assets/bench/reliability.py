@@ -1,28 +1,38 @@
 """`equity bench reliability`: faults injected on purpose, and what the pipeline did about them.
 
-Each scenario runs on its own throw-away database of the embedded cluster and returns what it
-injected, what it found, and the offending rows by id (at most ten per kind), so a failure names
-the lead that went wrong:
+Each scenario runs on a throw-away database and returns what it injected, what it found, and the
+offending rows by id (at most ten per kind), so a failure names the lead, row or call that went
+wrong. The servers the crash scenarios kill are their own, never the shared embedded cluster.
 
 - ``provider_faults``: N leads verified against a sandbox *process* answering 30% of requests
   5xx, after a burst of 429s. Every lead must end verified, or with a pending dead letter of the
   verify stage; a lead with neither is lost.
-- ``campaign_kill``: the campaign day's job runs in a child process that is killed with SIGKILL
-  once the sandbox's Instantly has received part of the day, then runs again to the end. The
-  sandbox counts what Instantly received per lead: a lead uploaded twice is a double send; a lead
-  selected for the day that never reached Instantly, and did not fail with a reason, is lost.
-- ``compliance``: leads in multi-zone places (property ZIP and phone area code in different zones)
-  with every kind of consent (granted, revoked, none, for another number, suppressed, without
-  evidence), the clock advanced through DST days in steps; at every step the `voice_calls`
-  selection (SQL pre-filter, then the gate and planner) decides, and every allowed call is checked
-  against an independent oracle: 08:00–21:00 local in every zone of the place and the phone (zones
-  written down here by hand, not taken from the gate's tables) and a consent the generator knows to
-  be valid. Half way, a revocation is recorded for some leads: later steps must honour it.
-- ``gateway_load``: signed Instantly webhooks offered open-loop at 1,000 req/s for 60 s to a gateway
-  process on loopback (bounded, stops by itself); every accepted event must be in the inbox once.
+- ``provider_timeouts``: the providers hang 5 s (longer than the client waits) on a share of
+  requests — Melissa on some, BatchData, the fallback, on all: clients time out, back off, retry,
+  fall back, then dead-letter; runs repeat as the schedule would until every lead reconciles.
+- ``campaign_kill`` / ``campaign_database_kill``: the campaign day's job runs in a child process;
+  once the sandbox's Instantly has received part of the day, the child (or every process of its
+  database server) gets SIGKILL; the server restarts, the day runs again. The sandbox counts what
+  Instantly received per lead: a lead uploaded twice is a double send; a lead selected for the day
+  that never reached Instantly, and did not fail with a reason, is lost.
+- ``ingest_run_kill`` / ``ingest_database_kill``: `equity ingest` killed (or its database killed)
+  while the merge holds its lock; after the restart, the re-run and the same command again, every
+  file row is lineage or a dead letter and no lead is there twice (``crashes.ingest_crash``).
+- ``compliance``: a month of schedules on 10,000 leads with the clock advanced hour by hour
+  through DST days: callable leads in multi-zone places with every kind of consent, mail leads
+  (households sharing an address, addresses suppressed beforehand) selected by each weekday's
+  06:00 PT campaign day, replies in odd wording (revocations among them) through the inbox and the
+  real reply processing. An independent oracle judges every allowed call (08:00–21:00 local in
+  every zone of the place and the phone, zones written down here by hand; a consent the generator
+  knows to be valid), every e-mail selected (never to an address suppressed or revoked by then),
+  and every revoking reply (its suppression and do-not-contact applied at once, in the same run).
+- ``gateway_load``: signed Instantly and VAPI webhooks plus signed uploads offered open-loop at
+  1,000 req/s for 60 s to a multi-worker gateway on loopback (bounded, stops by itself); every
+  accepted webhook must be in the inbox exactly once (``webhooks.run``).
 
-Prints one JSON object with ``lost_rows``, ``double_sends`` and ``compliance_violations`` summed
-over the scenarios, ``gateway_p99_ms`` / ``gateway_req_per_s``, and each scenario's own figures::
+Prints one JSON object with ``lost_rows``, ``double_sends``, ``duplicate_leads`` and
+``compliance_violations`` summed over the scenarios, ``gateway_rps`` / ``gateway_p99_ms`` /
+``gateway_errors`` / ``webhooks_accepted`` / ``webhooks_in_inbox``, and each scenario's figures::
 
     equity bench reliability --json
 """
@@ -623,8 +633,8 @@ def gateway_load(rate: int = 1000, seconds: float = 60.0, workers: int = 2) -> d
 # --------------------------------------------------------------------------------------------
 
 
-def run(leads: int = 2000) -> dict[str, Any]:
-    """Every scenario (``leads`` leads; a fifth of them in the month-long compliance run)."""
+def run(leads: int = 2000, month_leads: int = 10_000) -> dict[str, Any]:
+    """Every scenario: ``leads`` leads (ten rows each in the ingest crashes), ``month_leads`` in the month."""
     started = time.perf_counter()
     with own_cluster() as cluster:  # the server the crash scenarios may kill: never a shared one
         crashes = {
@@ -637,7 +647,7 @@ def run(leads: int = 2000) -> dict[str, Any]:
         "provider_timeouts": provider_timeouts(max(100, leads // 4)),
         "campaign_kill": campaign_kill(leads),
         **crashes,
-        "compliance": compliance(max(50, leads // 5), step=timedelta(hours=1)),
+        "compliance": compliance(month_leads, step=timedelta(hours=1)),
         "gateway_load": gateway_load(),
     }
     return {

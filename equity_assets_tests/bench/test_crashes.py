@@ -20,7 +20,7 @@ def own_server():
 
 @pytest.mark.parametrize("kill", ["run", "database"])
 def test_ingest_killed_mid_merge_then_rerun_loses_no_row_and_duplicates_no_lead(own_server, kill) -> None:
-    figures = crashes.ingest_crash(kill, rows=3000, kill_delay_s=0.0, cluster=own_server)
+    figures = crashes.ingest_crash(kill, rows=2000, kill_delay_s=0.0, cluster=own_server)
     found = figures["found"]
     assert found["killed_mid_merge"], figures["injected"]
     assert found["after_crash"]["leads"] == 0 and found["after_crash"]["status"] == "staged", found["after_crash"]

@@ -12,7 +12,7 @@ import pytest
 
 from equity_assets.bench import reliability
 from equity_assets.engage import inbox
-from equity_assets.engage.classifier import Classification
+from equity_assets.engage.classifier import Classification, classify
 from equity_assets.voice import planner
 from equity_assets.voice.gate import GateDecision
 
@@ -72,6 +72,13 @@ def test_no_call_outside_the_window_without_consent_or_e_mail_to_a_suppressed_ad
     # the one weekday (Monday 2 November) has its 06:00 PT campaign day; Sunday 8 March has none
     assert found["campaign_days"] == 1 and found["emails_selected"] > 0
     assert found["reply_outcomes"].get("unsubscribe", 0) > 0
+
+
+def test_every_revoking_reply_of_the_month_is_read_as_a_revocation() -> None:
+    # the month's oracle trusts its own list; the classifier must agree with every entry of it
+    missed = [text for text in reliability.REVOKING_REPLIES if not classify(text, "Re: Your home's equity").revocation]
+    assert missed == []
+    assert not classify("Yes, call me tomorrow after 5", "Re: Your home's equity").revocation
 
 
 def test_the_compliance_run_names_the_calls_a_broken_gate_would_place(test_db, monkeypatch) -> None:
