@@ -256,7 +256,7 @@ def campaign_kill(leads: int = 2000, brokers: int = 8, *, chunk_size: int = 25, 
     (a server of the caller's own, see ``own_cluster``) is the one killed; default: a new one.
     """
     # Both children mint consent links under one secret: the caller's, or a throw-away one.
-    env = {**os.environ, "EQUITY_CONSENT_SECRET": os.environ.get("EQUITY_CONSENT_SECRET") or secrets.token_urlsafe(32)}
+    env = {**os.environ, CONSENT_SECRET_ENV: os.environ.get(CONSENT_SECRET_ENV) or secrets.token_urlsafe(32)}
     partition = campaign_days.get_last_partition_key()
     with _campaign_database(kill, cluster) as (admin, app, cluster), \
             verify_bench.sandbox_process(latency_ms=0) as url, tempfile.TemporaryFile() as log:
@@ -348,6 +348,7 @@ AREAS = {
 }
 FEDERAL_WINDOW = (clock(8), clock(21))
 PACIFIC = ZoneInfo("America/Los_Angeles")
+CONSENT_SECRET_ENV = "EQUITY_CONSENT_SECRET"
 # What happens to a lead's consent, by lead number modulo 8; only the first three are valid.
 CONSENT_KINDS = ("granted", "granted", "granted", "revoked", "no_audit_row", "other_number",
                  "phone_suppressed", "no_disclosure_version")
@@ -499,6 +500,19 @@ def campaign_day_selection(conn: psycopg.Connection, day: date, campaign: str, a
         "SELECT lead_id FROM campaign_sends WHERE batch_date = %s AND status = 'queued'", (day,))]
 
 
+@contextmanager
+def _consent_secret() -> Iterator[None]:
+    """The campaign selection mints consent links: a throw-away secret unless the caller has one."""
+    if os.environ.get(CONSENT_SECRET_ENV):
+        yield
+        return
+    os.environ[CONSENT_SECRET_ENV] = secrets.token_urlsafe(32)
+    try:
+        yield
+    finally:
+        os.environ.pop(CONSENT_SECRET_ENV, None)
+
+
 def compliance(leads: int = 2000, days: tuple[date, ...] = DEFAULT_DAYS,
                step: timedelta = timedelta(minutes=30), reply_share: float = 0.2) -> dict[str, Any]:
     """A month of schedules with the clock advanced in ``step``s; every decision checked by an oracle.
@@ -511,7 +525,6 @@ def compliance(leads: int = 2000, days: tuple[date, ...] = DEFAULT_DAYS,
     goes through the inbox and the real reply processing at once, and its effects are checked
     right then; every call the gate allows and every e-mail selected is judged by the oracle.
     """
-    os.environ.setdefault("EQUITY_CONSENT_SECRET", secrets.token_urlsafe(32))  # selection mints consent links
     moments = [datetime.combine(d, clock(), timezone.utc) + k * step
                for d in sorted(days) for k in range(int(timedelta(days=1) / step))]
     revoke_at = moments[len(moments) // 2]
@@ -523,7 +536,8 @@ def compliance(leads: int = 2000, days: tuple[date, ...] = DEFAULT_DAYS,
     over_revoked: list[str] = []
     late_revoked: list[str] = []
     mail_days: set[date] = set()
-    with fresh_database("equity_rel_compliance") as (_, dsn), psycopg.connect(dsn, autocommit=True) as conn:
+    with fresh_database("equity_rel_compliance") as (_, dsn), psycopg.connect(dsn, autocommit=True) as conn, \
+            _consent_secret():
         conn.execute("SET ROLE service_role")
         truth = seed_compliance(conn, call_leads)
         campaign, mail_emails, suppressed = seed_mail_cohort(conn, mail_leads, len(days))
