@@ -590,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")
     bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
     bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")
+    bench.add_argument("--workers", type=int, help="webhooks: gateway worker processes (default 2)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.set_defaults(func=cmd_bench)
     return parser
