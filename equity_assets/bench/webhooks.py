@@ -57,7 +57,7 @@ _SERVER = """
 import sys
 from equity_assets.gateway.server import serve
 serve(port=int(sys.argv[1]), workers=int(sys.argv[2]), app_factory="equity_assets.bench.webhooks:bench_app",
-      log_level="warning")
+      log_level="warning", keep_alive_s=120)
 """
 
 
@@ -156,12 +156,17 @@ async def _load(port: int, rate: int, seconds: float) -> Outcome:
     now = int(time.time())
     warm = [plan_request(port, i, now) for i in range(WARM_UP)]
     planned = [plan_request(port, i, now) for i in range(WARM_UP, WARM_UP + total)]
-    connections = [await asyncio.open_connection(HOST, port) for _ in range(CONNECTIONS)]
     outcome = Outcome()
     # Warm-up (not timed, but checked like the rest): the workers open their pools on first use.
+    # Connections idle longer than the server's keep-alive (2 minutes here) would be closed.
+    connections = []
     for n, request in enumerate(warm):
-        status, body = await _exchange(*connections[n % CONNECTIONS], request.wire)
+        if n < CONNECTIONS:
+            connections.append(await asyncio.open_connection(HOST, port))
+        status, body = await _exchange(*connections[n % len(connections)], request.wire)
         _record(outcome, n - WARM_UP, request, status, body)
+    while len(connections) < CONNECTIONS:
+        connections.append(await asyncio.open_connection(HOST, port))
     outcome.warm_up_accepted = outcome.accepted
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2

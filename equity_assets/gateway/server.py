@@ -24,7 +24,8 @@ def default_workers() -> int:
 
 
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: GatewaySettings | None = None, *,
-          workers: int = 1, app_factory: str = APP_FACTORY, log_level: str = "info") -> None:
+          workers: int = 1, app_factory: str = APP_FACTORY, log_level: str = "info",
+          keep_alive_s: int = 5) -> None:
     """Serve the gateway until interrupted (Ctrl+C / SIGTERM), on loopback unless told otherwise.
 
     With ``workers`` > 1, uvicorn forks that many processes sharing the listening socket; each
@@ -36,7 +37,8 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: GatewayS
     reverse proxy, list its address in ``EQUITY_GATEWAY_TRUSTED_PROXIES``; only then is
     X-Forwarded-For read, and only the hop that proxy appended.
     """
-    options = dict(host=host, port=port, log_level=log_level, proxy_headers=False, access_log=False)
+    options = dict(host=host, port=port, log_level=log_level, proxy_headers=False, access_log=False,
+                   timeout_keep_alive=keep_alive_s)
     if settings is None:
         uvicorn.run(app_factory, factory=True, workers=workers, **options)
     elif workers == 1:
