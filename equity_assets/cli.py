@@ -213,8 +213,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     from .gateway import serve
+    from .gateway.server import default_workers
 
-    serve(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port, workers=args.workers or default_workers())
     return 0
 
 
@@ -484,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway = sub.add_parser("gateway", help="HTTP gateway: signed uploads, webhooks, consent pages, broker portal and API")
     gateway.add_argument("--host", default="127.0.0.1")
     gateway.add_argument("--port", type=int, default=8080)
+    gateway.add_argument("--workers", type=int, default=None,
+                         help="worker processes (default: $EQUITY_GATEWAY_WORKERS, else one per core, at most 4)")
     gateway.set_defaults(func=cmd_gateway)
 
     upload = sub.add_parser("upload", help="sign and upload a CSV to a gateway (first secret of EQUITY_UPLOAD_SECRETS)")
@@ -595,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--brokers", type=int, help="campaign/verify/portal: brokers")
     bench.add_argument("--rate", type=int, help="webhooks: offered requests per second")
     bench.add_argument("--seconds", type=float, help="webhooks: how long to offer them")
+    bench.add_argument("--workers", type=int, help="webhooks: gateway worker processes (default 2)")
     bench.add_argument("--json", action="store_true", help="one line of JSON")
     bench.set_defaults(func=cmd_bench)
     return parser

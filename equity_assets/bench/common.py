@@ -18,10 +18,12 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 @contextmanager
-def fresh_database(prefix: str = "equity_bench") -> Iterator[tuple[str, str]]:
-    """A new, migrated database; yields (admin DSN, pipeline DSN) and drops it afterwards."""
-    cluster = EmbeddedCluster()
-    cluster.start()
+def fresh_database(prefix: str = "equity_bench", cluster: EmbeddedCluster | None = None) -> Iterator[tuple[str, str]]:
+    """A new, migrated database on ``cluster`` (default: the embedded one); yields (admin DSN,
+    pipeline DSN) and drops it afterwards."""
+    if cluster is None:
+        cluster = EmbeddedCluster()
+        cluster.start()
     server = cluster.dsn("postgres", admin=True)
     name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
@@ -33,3 +35,12 @@ def fresh_database(prefix: str = "equity_bench") -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def process_children(pid: int) -> list[int]:
+    """The direct children of a process (Linux ``/proc``)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []

@@ -125,7 +125,9 @@ _REVOKE_PHRASES = _any([
     r"\b(stop|quit|cease|end) (all |the |these |your |any )?"
     r"(e-?mails?|e-?mailing|calls?|calling|texts?|texting|contact\w*|messag\w*|sending|bothering|spam\w*|writing|reaching|harass\w*|communicat\w*)\b",
     r"\bno (more|further) (e-?mails?|calls?|contact|messages|texts|communication)\b",
-    r"\bleave (me|us) alone\b", r"\bwithdraw (my )?consent\b", r"\bi (do not|don'?t) consent\b",
+    r"\bleave (me|us) alone\b", r"\bwithdraw (my )?(consent|permission)\b", r"\bi (do not|don'?t) consent\b",
+    r"\b(no longer|do not|don'?t) (wish|want) to (receive|get|hear|be (called|contacted|e-?mailed))\b",
+    r"\blose (my|this|our) (number|e-?mail|address|contact)\b", r"\bs[ .]t[ .]o[ .]p\b",
     r"\bdelete (my|me|our)\b", r"\bdo not (want|wish) (to be|any) (contacted|more)\b",
     r"\boff (your|the) (list|mailing list)\b", r"\bcancel (my |the )?(consent|subscription|emails?)\b",
     # other languages
@@ -138,7 +140,7 @@ _REVOKE_PHRASES = _any([
 ])
 
 # Bare words that revoke unless a harmless phrase explains them.
-_BARE_WORDS = re.compile(r"\b(stop+|quit|end|cancel|cancell?ed|arret|alto|basta|stopp|halt|parar|pare)\b")
+_BARE_WORDS = re.compile(r"\b(stop+|quit|end|cancel|cancell?ed|remove|arret|alto|basta|stopp|halt|parar|pare)\b")
 _HARMLESS = _any([
     r"\bstop (by|in|over|at|and)\b", r"\b(bus|one|non|pit|truck|full|last|next|first) ?-?stop\b",
     r"\b(the|an|this|that|week|year|month|back|front|high|low|dead|deep|rear|tail|far|other|either) end\b",

@@ -29,14 +29,15 @@ from starlette.requests import ClientDisconnect
 from equity_assets.db.resources import PostgresResource
 from equity_assets.security.signing import BodyVerifier, SecretError, SignatureError, upload_secrets, verifier_for
 
+from .async_db import AsyncPool
 from .errors import Rejection, client_ip, handle_database_error, handle_rejection
-from .ratelimit import count_request, prune_rate_limit_windows
+from .ratelimit import SharedRateLimiter, count_request, prune_rate_limit_windows
 from .records import NewUpload, UploadOutcome, record_upload
 from .settings import GatewaySettings
 from .storage import StagedFile, remove_stale_temp_files
 from .consent_page import router as consent_router
 from .portal import install_portal
-from .webhooks import router as webhooks_router
+from .webhooks import router as webhooks_router, webhook_limiter
 
 log = logging.getLogger("equity_assets.gateway")
 
@@ -57,6 +58,8 @@ class GatewayState:
     settings: GatewaySettings
     upload_dir: Path
     postgres: PostgresResource
+    webhook_limiter: SharedRateLimiter
+    async_pool: AsyncPool  # the webhooks' hot path (the same database and role)
 
     def connection(self) -> AbstractContextManager[psycopg.Connection]:
         """A pooled connection in a transaction (as ``service_role``)."""
@@ -67,10 +70,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway application; ``settings`` defaults to ``GatewaySettings()``."""
     settings = settings or GatewaySettings()
     owns_pool = settings.postgres is None
+    postgres = settings.postgres or PostgresResource(application_name="equity_gateway", max_size=settings.pool_size)
     state = GatewayState(
         settings=settings,
         upload_dir=settings.resolved_upload_dir(),
-        postgres=settings.postgres or PostgresResource(application_name="equity_gateway"),
+        postgres=postgres,
+        webhook_limiter=webhook_limiter(settings),
+        async_pool=AsyncPool(postgres, max_size=settings.pool_size),
     )
 
     @asynccontextmanager
@@ -79,6 +85,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if removed:
             log.info("removed %d temp file(s) left by interrupted uploads", removed)
         yield
+        await state.async_pool.close()
         if owns_pool:
             state.postgres.close()
 

@@ -51,6 +51,7 @@ class GatewaySettings:
     replay_window: timedelta = timedelta(days=7)
     clock: Callable[[], float] = time.time
     postgres: PostgresResource | None = None  # None: PostgresResource() (EQUITY_DATABASE_URL or embedded)
+    pool_size: int = 8  # connections per gateway process when it opens its own pool
     health_connect_timeout_s: int = 3
     # Empty: the TCP peer is the client (any client can write X-Forwarded-For, so it is ignored).
     trusted_proxies: tuple[str, ...] = field(default_factory=trusted_proxies_from_env)

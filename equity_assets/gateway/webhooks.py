@@ -4,10 +4,11 @@ A webhook is checked (Instantly: the shared-secret header we registered; VAPI: b
 ``X-Vapi-Secret``, or the HMAC plan), read up to a size limit, and committed to
 ``webhook_events`` **before** it is answered; nothing else happens inline — Dagster sensors pick
 the rows up. A retried delivery finds its row by the idempotency key and is answered 200 again
-without a second row. The request is counted against the shared per-IP rate limit in the
-database before the event is stored. Webhooks count in the same
-limiter as uploads but under their own key and budget: a provider sends bursts from a few
-addresses, which must neither starve a broker's uploads nor be refused at the upload rate.
+without a second row. Webhooks count against a per-IP limit of their own, shared by the
+gateway's processes but settled with the database in batches (one INSERT per webhook is the hot
+path): a provider sends bursts from a few addresses, which must neither starve a broker's uploads
+nor be refused at the upload rate. VAPI end-of-call reports are exempt: there is one per call we
+placed ourselves, and refusing one would lose a call's outcome when a burst of calls ends at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from equity_assets.vendors import webhooks as wire
@@ -28,11 +28,13 @@ from equity_assets.security import webhook_auth
 from equity_assets.security.signing import SecretError, SignatureError
 
 from .errors import Rejection, client_ip
-from .ratelimit import RateDecision, count_request
+from .ratelimit import RateDecision, SharedRateLimiter
 
 log = logging.getLogger("equity_assets.gateway.webhooks")
 
 KIB = 1024
+#: VAPI message types never refused by the rate limit (see the module docstring).
+UNLIMITED_VAPI_TYPES = frozenset({"end-of-call-report"})
 
 _STORE_SQL = """
 INSERT INTO webhook_events (provider, event_key, event_type, payload)
@@ -105,7 +107,8 @@ async def vapi_webhook(request: Request) -> JSONResponse:
         message = wire.vapi_message(payload)
     except wire.WireError as exc:
         raise Rejection(400, "invalid_payload", str(exc)) from None
-    return await _store(request, "vapi", wire.vapi_event_key(message, raw), message["type"], raw)
+    return await _store(request, "vapi", wire.vapi_event_key(message, raw), message["type"], raw,
+                        limited=message["type"] not in UNLIMITED_VAPI_TYPES)
 
 
 def _configured(env: str, provider: str) -> list[str]:
@@ -121,7 +124,7 @@ async def _authenticate(request: Request, check: Callable[[], int]) -> None:
     try:
         check()
     except SignatureError as exc:
-        decision = await run_in_threadpool(_count_only, request)
+        decision = await _count_only(request)
         if not decision.allowed:
             raise _rate_limited(request, decision) from None
         raise Rejection(401, exc.reason, exc.detail) from None
@@ -148,22 +151,15 @@ async def read_limited_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(parts)
 
 
-def _count_only(request: Request) -> RateDecision:
-    with request.app.state.gateway.connection() as conn:
-        return _count(conn, request)
+def webhook_limiter(settings) -> SharedRateLimiter:
+    """The webhooks' limiter of one gateway process (``settings``: its ``GatewaySettings``)."""
+    return SharedRateLimiter("webhooks:", limit=settings.webhooks.rate_limit_per_window,
+                             window=settings.rate_limit_window)
 
 
-def _count(conn: psycopg.Connection, request: Request) -> RateDecision:
-    """Count the request in a transaction of its own that does not wait for the WAL flush.
-
-    All of a provider's requests update one counter row; holding its lock through a durable commit
-    would serialize them on the disk. A count lost in a crash only lets a few requests more through.
-    """
-    settings = request.app.state.gateway.settings
-    with conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = off")
-        return count_request(conn, f"webhooks:{client_ip(request) or 'unknown'}",
-                             limit=settings.webhooks.rate_limit_per_window, window=settings.rate_limit_window)
+async def _count_only(request: Request) -> RateDecision:
+    state = request.app.state.gateway
+    return await state.webhook_limiter.hit(client_ip(request) or "unknown", state.async_pool.connection)
 
 
 def _rate_limited(request: Request, decision: RateDecision) -> Rejection:
@@ -177,31 +173,26 @@ def _rate_limited(request: Request, decision: RateDecision) -> Rejection:
     )
 
 
-def _insert(conn: psycopg.Connection, provider: str, key: str, event_type: str, raw: bytes) -> tuple[int, bool]:
-    """Store the event as received (a durable commit); (inbox id, whether it is new)."""
-    with conn.transaction():
-        row = conn.execute(_STORE_SQL, (provider, key, event_type, raw.decode("utf-8"))).fetchone()
-        if row is not None:
-            return row[0], True
-        existing = conn.execute("SELECT id FROM webhook_events WHERE provider = %s AND event_key = %s",
-                                (provider, key)).fetchone()
-        return existing[0], False
+async def _insert(conn: psycopg.AsyncConnection, provider: str, key: str, event_type: str,
+                  raw: bytes) -> tuple[int, bool]:
+    """Store the event as received (autocommit: one durable transaction); (inbox id, whether it is new)."""
+    row = await (await conn.execute(_STORE_SQL, (provider, key, event_type, raw.decode("utf-8")))).fetchone()
+    if row is not None:
+        return row[0], True
+    # A duplicate: a fresh statement (and snapshot) sees the row even if its insert committed just now.
+    existing = await (await conn.execute("SELECT id FROM webhook_events WHERE provider = %s AND event_key = %s",
+                                         (provider, key))).fetchone()
+    return existing[0], False
 
 
-def _count_and_insert(request: Request, provider: str, key: str, event_type: str,
-                      raw: bytes) -> tuple[RateDecision, int | None, bool]:
-    """Two transactions on one pooled connection: the quick count, then the durable insert."""
-    with request.app.state.gateway.connection() as conn:
-        decision = _count(conn, request)
+async def _store(request: Request, provider: str, key: str, event_type: str, raw: bytes, *,
+                 limited: bool = True) -> JSONResponse:
+    if limited:
+        decision = await _count_only(request)
         if not decision.allowed:
-            return decision, None, False
-        return (decision, *_insert(conn, provider, key, event_type, raw))
-
-
-async def _store(request: Request, provider: str, key: str, event_type: str, raw: bytes) -> JSONResponse:
-    decision, event_id, new = await run_in_threadpool(_count_and_insert, request, provider, key, event_type, raw)
-    if event_id is None:
-        raise _rate_limited(request, decision)
+            raise _rate_limited(request, decision)
+    async with request.app.state.gateway.async_pool.connection() as conn:
+        event_id, new = await _insert(conn, provider, key, event_type, raw)
     # Committed: from here on a crash loses only the answer, and the provider's retry is a duplicate.
     hook = request.app.state.gateway.settings.webhooks.after_store
     if hook is not None:
