@@ -93,10 +93,11 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from .db.cluster import migrate_and_grant
     from .db.migrate import migrate
     from .db.settings import admin_database_url
 
-    applied = migrate(admin_database_url())
+    applied = migrate_and_grant(admin_database_url(), args.grant_to) if args.grant_to else migrate(admin_database_url())
     print(json.dumps({"applied": applied}))
     return 0
 
@@ -470,7 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--dagster", action="store_true", help="Dagster's storage DSN instead")
     url.set_defaults(func=cmd_db_url)
     dbsub.add_parser("status", help="running? where? which migrations?").set_defaults(func=cmd_db_status)
-    dbsub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+    migrate = dbsub.add_parser("migrate", help="apply pending migrations")
+    migrate.add_argument("--grant-to", metavar="ROLE",
+                         help="then let this login role act as service_role and authenticated (a new server)")
+    migrate.set_defaults(func=cmd_db_migrate)
     dbsub.add_parser("stop", help="stop the embedded cluster").set_defaults(func=cmd_db_stop)
 
     dev = sub.add_parser("dev", help="sandbox + gateway + dagster dev (UI and daemon) on the embedded database")

@@ -24,7 +24,7 @@ from psycopg import sql
 from equity_assets.db.cluster import APP_USER, EmbeddedCluster, migrate_and_grant
 from equity_assets.db.resources import PostgresResource
 
-pytest_plugins = ["equity_assets_tests.fixtures.sandbox"]
+pytest_plugins = ["equity_assets_tests.fixtures.sandbox", "equity_assets_tests.fixtures.browser"]
 
 # Tables the tests may fill; truncated between tests that ask for a clean database.
 DATA_TABLES = (

@@ -1,6 +1,7 @@
 """The code location loads with every resource wired."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,3 +50,14 @@ def test_production_fails_at_load_naming_the_missing_setting(tmp_path):
     assert "MissingSettingError" in result.stderr and "EQUITY_CONSENT_SECRET" in result.stderr
     assert "INSTANTLY_API_KEY" in result.stderr and "EQUITY_DATABASE_URL" not in result.stderr.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []  # production never creates local settings
+
+
+def test_readme_table_of_schedules_and_sensors_matches_the_code():
+    """Every schedule and sensor is in the README's table, with the default state the code gives it."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("**Schedules and sensors**", 1)[1].split("\n\n", 2)[1]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (on|off) \|", table, re.M))
+    repo = defs.get_repository_def()
+    code = {s.name: "on" if s.default_status == dg.DefaultScheduleStatus.RUNNING else "off" for s in repo.schedule_defs}
+    code |= {s.name: "on" if s.default_status == dg.DefaultSensorStatus.RUNNING else "off" for s in repo.sensor_defs}
+    assert rows == code

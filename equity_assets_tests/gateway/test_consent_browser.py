@@ -6,8 +6,6 @@ would receive it. A screenshot of every state lands in the test's tmp dir.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,25 +16,7 @@ from equity_assets.sandbox import SandboxControl
 from equity_assets.security.consent import mint
 from equity_assets_tests.campaign.helpers import add_broker, add_leads, definitions, instantly, refresh, run_campaign
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CONSENT_SECRET = "browser-consent-secret-0123456789"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        reason = f"BROWSER TESTS NOT RUN: {CHROMIUM} is missing; `make test` as root installs Debian's chromium"
-        if os.environ.get("CI"):  # CI installs it as root: a missing browser there is a failure, not a skip
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .portal_fixtures import portal_env, two_brokers  # noqa: F401 (fixtures)
-from .test_consent_browser import CHROMIUM, CHROMIUM_ARGS, browser, shot  # noqa: F401 (fixture)
+from .test_consent_browser import shot
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ Everything they write (instance home, logs, compute logs, uploads) is under the 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ BIN = Path(sys.executable).parent
 LOCATION = "equity_assets"
 REPOSITORY = "__repository__"
 PROJECT_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+CAMPAIGN_START = "2026-11-02"  # first partition of daily_campaign_batch in these deployments
 
 
 def free_port() -> int:
@@ -86,6 +88,21 @@ def write_instance(home: Path, storage_url: str) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(PROJECT_YAML.read_text())
     return {"DAGSTER_HOME": str(home), "DAGSTER_PG_URL": storage_url}
+
+
+def deployment_env(tmp: Path, storage_url: str, *, database_url: str, sandbox_url: str,
+                   consent_base_url: str) -> dict[str, str]:
+    """The processes' environment: this machine's, minus any Dagster / Equity setting of the
+    developer's, plus the test's instance, database and sandbox (campaign days from 2026-11-02)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "EQUITY_"))}
+    return env | write_instance(tmp / "dagster_home", storage_url) | {
+        "EQUITY_DATABASE_URL": database_url,
+        "EQUITY_HOME": str(tmp / "equity_home"),
+        "EQUITY_SANDBOX_URL": sandbox_url,
+        "EQUITY_CONSENT_SECRET": secrets.token_urlsafe(32),
+        "EQUITY_CONSENT_BASE_URL": consent_base_url,
+        "EQUITY_CAMPAIGN_START": CAMPAIGN_START,
+    }
 
 
 @contextmanager

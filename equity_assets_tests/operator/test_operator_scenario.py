@@ -9,7 +9,6 @@ Every day is then sent exactly once, each broker's cap holds, and the funnel agr
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections import Counter
@@ -17,8 +16,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import psycopg
-import pytest
-from psycopg import sql
 
 from equity_assets.campaign.push import INVALID_REASON
 from equity_assets.db.resources import PostgresResource
@@ -26,8 +23,7 @@ from equity_assets.gateway import GatewaySettings, running_gateway, upload_file
 from equity_assets.ingest.synthetic import write_propstream_csv
 from equity_assets.sandbox import SandboxControl, running_sandbox
 
-from ..conftest import with_database
-from .stack import LOCATION, REPOSITORY, deployment, wait_until, write_instance
+from .stack import LOCATION, REPOSITORY, deployment, deployment_env, wait_until
 
 PT = ZoneInfo("America/Los_Angeles")
 MONDAY = "2026-11-16"
@@ -114,18 +110,6 @@ def stop_schedule(dep, name: str, tries: int = 10) -> None:
     raise AssertionError(f"{name} did not stop: {answer}")
 
 
-@pytest.fixture
-def dagster_storage(test_db):
-    """A Dagster instance database of its own on the test cluster, dropped afterwards."""
-    name = f"dagster_op_{secrets.token_hex(4)}"
-    server_admin = with_database(test_db.admin_dsn, "postgres")
-    with psycopg.connect(server_admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(test_db.admin_dsn, name).replace("postgresql://", "postgresql+psycopg2://", 1)
-    with psycopg.connect(server_admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def test_upload_ticks_outage_and_one_backfill_send_every_day_once(tmp_path, clean_db, dagster_storage, monkeypatch):
     monkeypatch.setenv("EQUITY_UPLOAD_SECRETS", secrets.token_urlsafe(32))
     with psycopg.connect(clean_db.admin_dsn, autocommit=True) as db:
@@ -134,16 +118,8 @@ def test_upload_ticks_outage_and_one_backfill_send_every_day_once(tmp_path, clea
                        (name, states, f"op-{name}", CAP))
     gateway = GatewaySettings(upload_dir=tmp_path / "uploads", postgres=PostgresResource(dsn=clean_db.app_dsn))
     with running_sandbox() as sandbox_url, running_gateway(gateway) as gateway_url:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "EQUITY_"))}
-        env |= write_instance(tmp_path / "dagster_home", dagster_storage)
-        env |= {
-            "EQUITY_DATABASE_URL": clean_db.app_dsn,
-            "EQUITY_HOME": str(tmp_path / "equity_home"),
-            "EQUITY_SANDBOX_URL": sandbox_url,
-            "EQUITY_CONSENT_SECRET": secrets.token_urlsafe(32),
-            "EQUITY_CONSENT_BASE_URL": gateway_url,
-            "EQUITY_CAMPAIGN_START": "2026-11-02",
-        }
+        env = deployment_env(tmp_path, dagster_storage, database_url=clean_db.app_dsn, sandbox_url=sandbox_url,
+                             consent_base_url=gateway_url)
         with deployment(tmp_path, env) as dep:
             for schedule in ("contactable_leads_schedule", "daily_campaign_schedule"):
                 stop_schedule(dep, schedule)
