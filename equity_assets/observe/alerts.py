@@ -22,14 +22,6 @@ from pydantic import Field
 
 log = logging.getLogger("equity_assets.alerts")
 
-#: Gateway rejection reasons that are a failed signature / HMAC check (the 401s).
-SIGNATURE_REASONS = (
-    "bad_signature", "content_hash_mismatch", "missing_signature", "missing_timestamp", "malformed_timestamp",
-    "timestamp_too_old", "timestamp_in_future", "missing_headers", "bad_secret", "missing_secret_header",
-    "bad_credential", "missing_credential",
-)
-
-
 @dataclass(frozen=True)
 class Condition:
     """One measured alert condition."""
@@ -62,11 +54,13 @@ class AlertThresholds(dg.Config):
                       if f"EQUITY_ALERT_{name.upper()}" in os.environ})
 
 
+# Signature failures are the rejections the gateway answered 401: it does so exactly when a
+# signature or credential check fails, whatever the reason code.
 _MEASURE_SQL = """
 SELECT
     (SELECT count(*) FROM pipeline_events
      WHERE event_type IN ('upload_rejected', 'request_rejected') AND created_at >= now() - interval '1 hour'
-       AND payload->>'reason' = ANY(%(signature_reasons)s::text[]))                        AS signature_failures,
+       AND payload->>'status' = '401')                                                     AS signature_failures,
     (SELECT count(*) FROM pipeline_events
      WHERE event_type = 'upload_received' AND created_at >= now() - interval '1 hour')
     + (SELECT count(*) FROM webhook_events WHERE received_at >= now() - interval '1 hour')  AS signed_accepted,
@@ -84,8 +78,7 @@ SELECT
 
 def measure_conditions(conn: psycopg.Connection, t: AlertThresholds) -> list[Condition]:
     """Every measured condition, firing or not, from one round trip."""
-    (sig_bad, sig_ok, dlq, failed, dupes, age_h, default_rows) = conn.execute(
-        _MEASURE_SQL, {"signature_reasons": list(SIGNATURE_REASONS)}).fetchone()
+    (sig_bad, sig_ok, dlq, failed, dupes, age_h, default_rows) = conn.execute(_MEASURE_SQL).fetchone()
     signed = sig_bad + sig_ok
     sig_pct = 100.0 * sig_bad / signed if signed else 0.0
     age = float(age_h) if age_h is not None else 0.0

@@ -68,10 +68,12 @@ def sql(clean_db, statement: str, params=None) -> None:
         conn.execute(statement, params)
 
 
-def rejections(clean_db, reason: str, n: int) -> None:
+def rejections(clean_db, reason: str, status: int, n: int) -> None:
+    """Rejection events as the gateway records them (reason, client IP, HTTP status)."""
     sql(clean_db, """INSERT INTO pipeline_events (event_type, stage, payload)
-                     SELECT 'upload_rejected', 'gateway', jsonb_build_object('reason', %s::text, 'client_ip', '10.0.0.1')
-                     FROM generate_series(1, %s)""", (reason, n))
+                     SELECT 'upload_rejected', 'gateway',
+                            jsonb_build_object('reason', %s::text, 'client_ip', '10.0.0.1', 'status', %s::int)
+                     FROM generate_series(1, %s)""", (reason, status, n))
 
 
 def failed_send(clean_db) -> None:
@@ -88,7 +90,7 @@ def maintain(clean_db) -> None:
 # key -> (make it fire, make it clear, thresholds for the clearing evaluation)
 CONDITIONS: dict[str, tuple[Callable, Callable, dict]] = {
     "signature_failure_rate": (
-        lambda db: (rejections(db, "bad_signature", 20),
+        lambda db: (rejections(db, "bad_signature", 401, 20),
                     sql(db, "INSERT INTO pipeline_events (event_type) SELECT 'upload_received' FROM generate_series(1, 10)")),
         # the failures are history; enough good traffic brings the rate back under 5 %
         lambda db: sql(db, "INSERT INTO pipeline_events (event_type) SELECT 'upload_received' FROM generate_series(1, 400)"),
@@ -102,7 +104,7 @@ CONDITIONS: dict[str, tuple[Callable, Callable, dict]] = {
         lambda db: sql(db, "UPDATE campaign_sends SET status = 'pushed'"),
         {}),
     "duplicate_upload_spike": (
-        lambda db: rejections(db, "replay", 11),
+        lambda db: rejections(db, "replay", 409, 11),
         lambda db: None,
         {"duplicate_uploads_per_hour": 50}),  # an operator raised the limit: the spike is no longer one
     "contactable_refresh_stale": (
