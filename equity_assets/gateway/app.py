@@ -84,6 +84,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         removed = await run_in_threadpool(remove_stale_temp_files, state.upload_dir)
         if removed:
             log.info("removed %d temp file(s) left by interrupted uploads", removed)
+        await state.async_pool.open()
         yield
         await state.async_pool.close()
         if owns_pool:
