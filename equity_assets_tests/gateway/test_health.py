@@ -33,6 +33,15 @@ def test_healthz_is_503_quickly_when_the_database_is_unreachable(start_gateway):
     assert time.monotonic() - started < 5
 
 
+def test_the_webhook_pool_is_open_before_the_first_request(start_gateway):
+    """A pool that grew under the first burst made its first requests wait on new connections."""
+    gw = start_gateway(pool_size=3)
+    open_connections = gw.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+        (f"{gw.postgres.application_name}_async",))[0][0]
+    assert open_connections == 3
+
+
 def test_the_gateway_binds_loopback_with_proxy_headers_off_by_default(monkeypatch):
     import inspect
 
