@@ -116,9 +116,13 @@ def dagster_env() -> dict[str, str]:
     env = dict(os.environ)
     home = Path(env.get("DAGSTER_HOME") or equity_home() / "dagster_home")
     home.mkdir(parents=True, exist_ok=True)
-    link = home / "dagster.yaml"
+    # The instance file lives outside the folder commands run in: Dagster warns about a dagster.yaml
+    # in the working directory that DAGSTER_HOME does not point at.
+    link, target = home / "dagster.yaml", PROJECT_ROOT / "deploy" / "dev" / "dagster.yaml"
+    if link.is_symlink() and link.resolve() != target.resolve():  # a link to where the file used to be
+        link.unlink()
     if not link.exists():
-        link.symlink_to(PROJECT_ROOT / "dagster.yaml")
+        link.symlink_to(target)
     env["DAGSTER_HOME"] = str(home)
     env.setdefault("DAGSTER_PG_URL", dagster_storage_url())
     return env

@@ -252,5 +252,5 @@ def test_a_missing_consent_secret_fails_the_day_at_once_and_selects_nothing(db, 
     assert failure.step_failure_data.user_failure_data is not None  # a `Failure`: op retries skip it
     assert sends(db) == [] and received(sandbox_control, broker) == []
     # and the daemon does not re-run a run whose step failed (only runs whose process died)
-    instance = yaml.safe_load((Path(__file__).resolve().parents[2] / "dagster.yaml").read_text())
+    instance = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "dev" / "dagster.yaml").read_text())
     assert instance["run_retries"]["retry_on_asset_or_op_failure"] is False

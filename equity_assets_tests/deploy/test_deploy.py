@@ -34,14 +34,14 @@ DAGSTER_SERVICES = {"code-location", "webserver", "daemon"}
 
 # dagster.yaml variant → (run launcher, run coordinator) it must load with
 VARIANTS = {
-    "dagster.yaml": ("DefaultRunLauncher", "QueuedRunCoordinator"),  # make dev / make demo
+    "deploy/dev/dagster.yaml": ("DefaultRunLauncher", "QueuedRunCoordinator"),  # make dev / make demo
     "deploy/compose/dagster.yaml": ("DefaultRunLauncher", "QueuedRunCoordinator"),
     "deploy/k8s/dagster.yaml": ("K8sRunLauncher", "QueuedRunCoordinator"),
 }
 
 
 def test_every_dagster_yaml_is_listed():
-    found = {str(p.relative_to(ROOT)) for p in DEPLOY.rglob("dagster*.yaml")} | {"dagster.yaml"}
+    found = {str(p.relative_to(ROOT)) for p in DEPLOY.rglob("dagster*.yaml")}
     assert found == set(VARIANTS)
 
 

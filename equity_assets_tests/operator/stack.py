@@ -24,7 +24,7 @@ import requests
 BIN = Path(sys.executable).parent
 LOCATION = "equity_assets"
 REPOSITORY = "__repository__"
-PROJECT_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+PROJECT_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dev" / "dagster.yaml"
 CAMPAIGN_START = "2026-11-02"  # first partition of daily_campaign_batch in these deployments
 
 
