@@ -227,7 +227,8 @@ def run(rows: int = 100_000, variant_entities: int = 3000) -> dict:
             "parse_normalize_validate": staged["parse_seconds"],
             "stage_total": staged["duration_s"],
             "merge": merged["seconds"],
-            "merge_steps": {k: merged[k] for k in ("resolve_addresses_s", "match_keys_s", "group_s", "apply_s", "rekey_s")
+            "merge_steps": {k: merged[k] for k in ("resolve_addresses_s", "match_keys_s", "group_s", "apply_s", "apply_update_s",
+                                                       "apply_insert_s", "apply_fold_s", "apply_lineage_s", "rekey_s")
                             if k in merged},
             "dagster_overhead": round(pipeline_s - staged["duration_s"] - merged["duration_s"], 2),
         },
