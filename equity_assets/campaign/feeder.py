@@ -72,7 +72,7 @@ FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::uuid[]) AS t(lead_id, broker
 """
 
 # Setting `added_to_campaign_at` here spares its trigger a PL/pgSQL call per lead (the trigger
-# only fills it when a writer leaves it empty). Sorted ids visit `leads` in key order.
+# only fills it when a writer leaves it empty).
 _ACTIVATE_SQL = """
 UPDATE leads SET campaign_status = 'active', added_to_campaign_at = coalesce(added_to_campaign_at, now())
 WHERE id = ANY(%s)
@@ -135,7 +135,7 @@ def select_day(
         lap("tokens_s")
         conn.execute(_INSERT_SENDS_SQL, (batch_date, lead_ids, broker_ids, campaign_ids, [t.token_id for t in tokens]))
         lap("sends_s")
-        conn.execute(_ACTIVATE_SQL, (sorted(lead_ids),))
+        conn.execute(_ACTIVATE_SQL, (lead_ids,))
         lap("activate_s")
         # Unkeyed: the send row just inserted happens once in a lead's life (UNIQUE (lead_id)),
         # so its event does too, without a key claim per lead.
