@@ -219,6 +219,7 @@ def run(leads: int = 10_000_000, brokers: int = 1000) -> dict[str, Any]:
                 "batch_select_s": batch.get("duration_s"),
                 "batch_select_phases": (batch.get("per_date") or {}).get(partition),
                 "batch_push_s": push.get("duration_s"),
+                "batch_push_phases": (push.get("per_date") or {}).get(partition),
                 "batch_gates_and_overhead_s": round(seconds - (batch.get("duration_s") or 0) - (push.get("duration_s") or 0), 2),
                 "leads_selected": batch.get("selected"),
                 "leads_pushed": push.get("pushed"),

@@ -233,6 +233,7 @@ def _push_metadata(days: list[DayPush], seconds: float) -> dict[str, object]:
         "invalid_emails": sum(d.invalid_emails for d in days),
         "retries": sum(d.retries for d in days),
         "duration_s": round(seconds, 3),
+        "per_date": dg.MetadataValue.json({d.batch_date.isoformat(): d.phases for d in days}),
     }
 
 

@@ -109,7 +109,8 @@ def record_event(
 
 _LEAD_EVENTS = """
 INSERT INTO pipeline_events (event_type, stage, lead_id, run_id, partition_key, count, payload, idempotency_key)
-SELECT %(event)s, %(stage)s, t.lead_id, %(run_id)s, %(partition_key)s, 1, t.payload, %(event)s || ':' || t.lead_id
+SELECT %(event)s, %(stage)s, t.lead_id, %(run_id)s, %(partition_key)s, 1, t.payload,
+       CASE WHEN %(keyed)s THEN %(event)s || ':' || t.lead_id END
 FROM unnest(%(lead_ids)s::uuid[], %(payloads)s::jsonb[]) AS t(lead_id, payload)
 """
 
@@ -123,10 +124,14 @@ def record_lead_events(
     payloads: Sequence[Mapping[str, Any]] | None = None,
     run_id: str | None = None,
     partition_key: str | None = None,
+    keyed: bool = True,
 ) -> int:
     """One event per lead in one statement, keyed ``<event>:<lead>``: an event happens once in a lead's life.
 
     ``payloads`` (one per lead, same order) default to empty objects. Returns the rows written.
+    ``keyed=False`` is for a caller whose own write already happens once per lead (a row inserted
+    under a unique key, a status changed by the same statement that returned ``lead_ids``): it
+    spares the key claim, a trigger call and a key row per lead, which is most of the cost.
     """
     if not lead_ids:
         return 0
@@ -136,7 +141,7 @@ def record_lead_events(
     return conn.execute(
         _LEAD_EVENTS,
         {"event": str(event_type), "stage": str(stage), "lead_ids": list(lead_ids), "payloads": rows,
-         "run_id": run_id, "partition_key": partition_key},
+         "run_id": run_id, "partition_key": partition_key, "keyed": keyed},
     ).rowcount
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 import yaml
 
+from equity_assets.campaign.push import ChunkVerdict, pending_sends, record_verdict
 from equity_assets.sandbox import SandboxControl
 from equity_assets.security.consent import verify_and_consume
 
@@ -175,6 +176,22 @@ def test_events_are_written_once_per_lead(db, campaign):
                              "WHERE event_type IN ('campaign_queued', 'email_sent') GROUP BY event_type"))
     assert counts == {"campaign_queued": 3, "email_sent": 3}
     assert db.execute("SELECT count(DISTINCT lead_id) FROM pipeline_events WHERE event_type = 'email_sent'").fetchone()[0] == 3
+
+
+def test_an_answer_recorded_twice_marks_and_logs_each_send_once(db, campaign):
+    """`email_sent` is written unkeyed: only for the sends the same statement turned pushed."""
+    broker = add_broker(db, cap=5)
+    add_leads(db, broker, [1, 2])
+    refresh(campaign)
+    select_only(db, MONDAY)
+    day = date.fromisoformat(MONDAY)
+    verdict = ChunkVerdict(accepted=pending_sends(db, day))
+    for _ in range(2):
+        with db.transaction():
+            record_verdict(db, verdict, batch_date=day, campaign="c", now=datetime.now(UTC), run_id=None)
+    assert [status for _, _, _, status in sends(db)] == ["pushed", "pushed"]
+    assert db.execute("SELECT count(*), count(DISTINCT lead_id), count(idempotency_key) FROM pipeline_events "
+                      "WHERE event_type = 'email_sent'").fetchone() == (2, 2, 0)
 
 
 def test_broker_without_any_campaign_is_not_fed(db, campaign):
