@@ -74,8 +74,12 @@ def _workspace(state: SandboxState) -> VapiWorkspace:
     return state.vapi
 
 
+def _iso(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(timezone.utc))
 
 
 @router.post(PATH)
@@ -197,7 +201,7 @@ def build_report(call: dict[str, Any], dice: Dice, *, started: datetime, timesta
     artifact = {"transcript": transcript, "recordingUrl": None, "messages": []}
     call.update(status="ended", endedReason=reason, startedAt=started.isoformat(), endedAt=ended.isoformat(),
                 cost=round(0.05 + seconds * 0.0015, 4), analysis=analysis, artifact=artifact,
-                updatedAt=_now_iso())
+                updatedAt=_iso(ended))  # the call's last change is its end: a report is a function of its dice
     return {"message": {
         "type": "end-of-call-report", "endedReason": reason, "call": dict(call),
         "customer": call["customer"], "phoneNumber": {"id": call["phoneNumberId"]},
