@@ -14,6 +14,7 @@ import os
 os.environ["EQUITY_CAMPAIGN_START"] = "2026-03-02"
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,6 +49,20 @@ class TestDatabase:
 def with_database(dsn: str, database: str) -> str:
     parts = urlsplit(dsn)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@contextmanager
+def scratch_database(test_db: TestDatabase, prefix: str) -> Iterator[tuple[str, str]]:
+    """(name, admin DSN) of a new empty database on the test server, dropped afterwards."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    server_admin = with_database(test_db.admin_dsn, "postgres")
+    with psycopg.connect(server_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name, with_database(test_db.admin_dsn, name)
+    finally:
+        with psycopg.connect(server_admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg import sql
-import psycopg_pool
 from psycopg_pool import AsyncConnectionPool
 
 from equity_assets.db.resources import PostgresResource
@@ -77,7 +76,7 @@ class AsyncPool:
         time the gateway starts anyway (health says degraded) and the pool opens on first use."""
         try:
             await self._open(timeout_s)
-        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        except psycopg.Error as exc:  # PoolTimeout included
             log.warning("database pool not ready at start-up (%s); connecting on first use", type(exc).__name__)
             return False
         return True

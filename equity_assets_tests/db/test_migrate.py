@@ -1,26 +1,19 @@
 """Migration runner against a real, empty database."""
 
 import shutil
-import secrets
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from equity_assets.db.migrate import REWORDED, SQL_DIR, MigrationError, load_migrations, migrate, migration_status
-from equity_assets_tests.conftest import with_database
+from equity_assets_tests.conftest import scratch_database
 
 
 @pytest.fixture
 def empty_db(test_db):
     """A brand-new database on the same server, dropped afterwards."""
-    name = f"equity_empty_{secrets.token_hex(4)}"
-    server = with_database(test_db.admin_dsn, "postgres")
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(test_db.admin_dsn, name)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(test_db, "equity_empty") as (_, dsn):
+        yield dsn
 
 
 def test_migrations_apply_on_empty_database_then_reapply_as_noop(empty_db):

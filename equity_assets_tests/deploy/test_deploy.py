@@ -6,7 +6,6 @@ compose file, the Dockerfile and the Helm values agree with each other and with 
 from __future__ import annotations
 
 import re
-import secrets
 import shlex
 import shutil
 import subprocess
@@ -20,11 +19,10 @@ import dagster as dg
 import psycopg
 import pytest
 import yaml
-from psycopg import sql
 
 from equity_assets.cli import build_parser
 
-from ..conftest import with_database
+from ..conftest import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -48,21 +46,15 @@ def test_every_dagster_yaml_is_listed():
 @pytest.fixture(scope="module")
 def instance_db(test_db):
     """A Dagster storage database on the test cluster: (SQLAlchemy URL, its parts as env vars)."""
-    name = f"dagster_deploy_{secrets.token_hex(4)}"
-    server_admin = with_database(test_db.admin_dsn, "postgres")
-    with psycopg.connect(server_admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    dsn = with_database(test_db.admin_dsn, name)
-    parts = urlsplit(dsn)
-    with psycopg.connect(dsn) as conn:  # libpq found the password (a passfile, for the embedded cluster)
-        password = conn.info.password or ""
-    yield dsn.replace("postgresql://", "postgresql+psycopg2://", 1), {
-        "DAGSTER_PG_HOST": parts.hostname, "DAGSTER_PG_PORT": str(parts.port or 5432),
-        "DAGSTER_PG_USER": parts.username, "DAGSTER_PG_PASSWORD": password, "DAGSTER_PG_DB": name,
-        **{f"PG{k.upper()}": v[0] for k, v in parse_qs(parts.query).items() if k == "passfile"},
-    }
-    with psycopg.connect(server_admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(test_db, "dagster_deploy") as (name, dsn):
+        parts = urlsplit(dsn)
+        with psycopg.connect(dsn) as conn:  # libpq found the password (a passfile, for the embedded cluster)
+            password = conn.info.password or ""
+        yield dsn.replace("postgresql://", "postgresql+psycopg2://", 1), {
+            "DAGSTER_PG_HOST": parts.hostname, "DAGSTER_PG_PORT": str(parts.port or 5432),
+            "DAGSTER_PG_USER": parts.username, "DAGSTER_PG_PASSWORD": password, "DAGSTER_PG_DB": name,
+            **{f"PG{k.upper()}": v[0] for k, v in parse_qs(parts.query).items() if k == "passfile"},
+        }
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
