@@ -23,7 +23,7 @@ from ..vendors.instantly import InstantlyResource
 from .assignment import assign_leads
 from .checks import BATCH_GATES, BATCH_SCHEMA_CHECK, batch_schema_result
 from .contactable import refresh_contactable
-from .feeder import select_day
+from .feeder import select_day_in_groups
 from .partitions import CAMPAIGN_TIMEZONE, campaign_days
 from .push import DayPush, push_day, withdraw_uncontactable
 from .scoring import ScoreWeights, score_verified_leads
@@ -58,7 +58,12 @@ class ContactableConfig(dg.Config):
 
 
 class CampaignPushConfig(dg.Config):
-    """Run config of `instantly_campaign_leads`."""
+    """Run config of the campaign day (`daily_campaign_batch` and `instantly_campaign_leads`)."""
+
+    selection_groups: int = Field(
+        default=2, ge=1, le=16,
+        description="Broker groups selected at once, each in its own transaction (about the database's cores).",
+    )
 
     consent_base_url: str = Field(
         default="", description=f"Consent link root; empty: ${CONSENT_BASE_URL_ENV}, else {DEFAULT_CONSENT_BASE_URL}."
@@ -185,16 +190,18 @@ instantly_campaign_leads = dg.AssetSpec(
 )
 
 
-def select_batches(context: dg.AssetExecutionContext, dates: list[date], postgres: PostgresResource,
-                   instantly: InstantlyResource) -> dict[str, object]:
-    """Fill each date's batch (oldest first, one transaction per date); the batch's metadata."""
+def select_batches(context: dg.AssetExecutionContext, dates: list[date], config: CampaignPushConfig,
+                   postgres: PostgresResource, instantly: InstantlyResource) -> dict[str, object]:
+    """Fill each date's batch (oldest first; per date, one transaction per broker group); the
+    batch's metadata."""
     started = time.perf_counter()
     now = datetime.now(UTC)
     per_day: dict[str, dict[str, int | float]] = {}
     for batch_date in dates:
         with postgres.connection() as conn:
             withdrawn = withdraw_uncontactable(conn, batch_date)
-            day = select_day(conn, batch_date, default_campaign=instantly.campaign_id, now=now, run_id=context.run.run_id)
+        day = select_day_in_groups(postgres.connection, batch_date, default_campaign=instantly.campaign_id, now=now,
+                                   run_id=context.run.run_id, groups=config.selection_groups)
         per_day[batch_date.isoformat()] = {
             "selected": day.selected,
             "already_in_batch": day.already_in_batch,
@@ -293,7 +300,7 @@ def campaign_day(
     except ConsentConfigError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     dates = batch_dates(context)
-    yield dg.MaterializeResult(asset_key=BATCH_KEY, metadata=select_batches(context, dates, postgres, instantly))
+    yield dg.MaterializeResult(asset_key=BATCH_KEY, metadata=select_batches(context, dates, config, postgres, instantly))
     with postgres.connection() as conn:
         verdicts = {name: gate(conn, dates) for name, gate in BATCH_GATES.items()}
         schema = batch_schema_result(conn, dates)

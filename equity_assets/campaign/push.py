@@ -71,8 +71,8 @@ WHERE cs.batch_date = %s AND cs.lead_id = t.lead_id
 """
 
 _MARK_PUSHED_SQL = """
-UPDATE campaign_sends SET status = 'pushed', pushed_at = %s, error = NULL
-WHERE batch_date = %s AND lead_id = ANY(%s) AND status = 'queued'
+UPDATE campaign_sends SET status = 'pushed', pushed_at = %s, error = NULL, updated_at = now()
+WHERE batch_date = %s AND lead_id = ANY(%b) AND status = 'queued'
 RETURNING lead_id
 """
 
@@ -291,7 +291,7 @@ def record_verdict(
         pushed = [row[0] for row in conn.execute(_MARK_PUSHED_SQL, (now, batch_date, lead_ids))]
         record_lead_events(
             conn, Event.EMAIL_SENT, stage=STAGE, lead_ids=pushed,
-            payloads=[{"campaign_id": campaign}] * len(pushed), run_id=run_id, partition_key=batch_date.isoformat(),
+            payload={"campaign_id": campaign}, run_id=run_id, partition_key=batch_date.isoformat(),
             keyed=False,
         )
     for send, reason in verdict.rejected:

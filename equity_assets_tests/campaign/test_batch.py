@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -9,6 +10,8 @@ from urllib.parse import urlsplit
 import dagster as dg
 import yaml
 
+from equity_assets.campaign.contactable import refresh_contactable
+from equity_assets.campaign.feeder import select_day_in_groups
 from equity_assets.campaign.push import ChunkVerdict, pending_sends, record_verdict
 from equity_assets.sandbox import SandboxControl
 from equity_assets.security.consent import verify_and_consume
@@ -271,3 +274,28 @@ def test_a_missing_consent_secret_fails_the_day_at_once_and_selects_nothing(db, 
     # and the daemon does not re-run a run whose step failed (only runs whose process died)
     instance = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy" / "dev" / "dagster.yaml").read_text())
     assert instance["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+def test_overlapping_selections_of_one_date_fill_each_broker_to_its_cap_once(db, pipeline_postgres):
+    """Broker groups are selected in parallel transactions; two selections of the same date at once
+    (split into different groups) still give each broker exactly its cap, no lead twice."""
+    caps = [3, 5, 2, 4, 6, 1, 3]
+    brokers = [add_broker(db, cap=cap) for cap in caps]
+    for broker in brokers:
+        add_leads(db, broker, [float(s) for s in range(8)])
+    with pipeline_postgres.connection() as conn:
+        refresh_contactable(conn, full=True)
+
+    def select(groups: int) -> int:
+        return select_day_in_groups(pipeline_postgres.connection, date(2026, 11, 16), default_campaign=None,
+                                    now=datetime.now(UTC), groups=groups).selected
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        selected = list(pool.map(select, (2, 3)))
+
+    rows = sends(db, date(2026, 11, 16))
+    assert sum(selected) == len(rows) == sum(caps)
+    assert len({lead for _, lead, _, _ in rows}) == len(rows)
+    assert [len([r for r in rows if r[2] == broker]) for broker in brokers] == caps
+    assert db.execute("SELECT count(*) FROM consent_tokens").fetchone()[0] == sum(caps)
+    assert db.execute("SELECT count(*) FROM pipeline_events WHERE event_type = 'campaign_queued'").fetchone()[0] == sum(caps)
