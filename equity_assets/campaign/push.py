@@ -22,8 +22,8 @@ import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -134,8 +134,8 @@ class DayPush:
     errors: list[str] = field(default_factory=list)
     stop: bool = False  # the provider is unusable for now: later dates would fail the same way
     rejected_credentials: bool = False  # a configuration error: retrying the run cannot help
-    #: where the time went: reading the sends and their tokens, the uploads, recording the answers
-    #: (recording overlaps the uploads still in flight)
+    #: where the time went: withdrawing, until the first upload, the uploads; of which reading the
+    #: sends with their tokens and recording the answers (both overlap the uploads in flight)
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -149,15 +149,26 @@ def pending_sends(conn: psycopg.Connection, batch_date: date) -> list[PendingSen
     return [PendingSend(*row) for row in conn.execute(_PENDING_SQL, (batch_date,))]
 
 
+def stream_pending_sends(conn: psycopg.Connection, batch_date: date) -> Iterator[PendingSend]:
+    """:func:`pending_sends` read a page at a time (a server-side cursor in ``conn``'s transaction),
+    so the first chunk can leave before the last send is read."""
+    with conn.cursor(name="pending_sends") as cur:
+        cur.itersize = 2000
+        cur.execute(_PENDING_SQL, (batch_date,))
+        for row in cur:
+            yield PendingSend(*row)
+
+
 def attach_tokens(
-    conn: psycopg.Connection,
+    connection: ConnectionFactory,
     sends: Sequence[PendingSend],
     *,
     batch_date: date,
     now: datetime,
     min_validity: timedelta = DEFAULT_MIN_TOKEN_VALIDITY,
 ) -> int:
-    """Give every send a usable token: rebuilt from its row, or freshly minted. Returns how many minted."""
+    """Give every send a usable token: rebuilt from its row, or freshly minted (committed in a
+    transaction of its own before the caller sends the link). Returns how many minted."""
     secret = consent_secret()
     stale: list[PendingSend] = []
     for send in sends:
@@ -170,10 +181,11 @@ def attach_tokens(
             continue
         send.token = rebuilt.token
     if stale:
-        minted = mint_many(conn, [s.lead_id for s in stale], now=now, batch_date=batch_date, secret=secret)
+        with connection() as conn:
+            minted = mint_many(conn, [s.lead_id for s in stale], now=now, batch_date=batch_date, secret=secret)
+            conn.execute(_RETOKEN_SQL, ([s.lead_id for s in stale], [t.token_id for t in minted], batch_date))
         for send, token in zip(stale, minted, strict=True):
             send.token = token.token
-        conn.execute(_RETOKEN_SQL, ([s.lead_id for s in stale], [t.token_id for t in minted], batch_date))
     return len(stale)
 
 
@@ -194,12 +206,11 @@ def to_instantly_lead(send: PendingSend, consent_base_url: str) -> InstantlyLead
     )
 
 
-def chunks_by_campaign(sends: Sequence[PendingSend], size: int) -> Iterator[tuple[str, list[PendingSend]]]:
-    """(campaign, ≤ size sends) in order; ``sends`` must already be sorted by campaign."""
+def chunks_by_campaign(sends: Iterable[PendingSend], size: int) -> Iterator[tuple[str, list[PendingSend]]]:
+    """(campaign, ≤ size sends) in order, as they come; ``sends`` must be grouped by campaign."""
     for campaign, group in itertools.groupby(sends, key=lambda s: s.campaign_id):
-        members = list(group)
-        for start in range(0, len(members), size):
-            yield campaign, members[start : start + size]
+        while chunk := list(itertools.islice(group, size)):
+            yield campaign, chunk
 
 
 @dataclass
@@ -414,6 +425,37 @@ def record_chunk(
         outcome.invalid_emails += sent.result.invalid_email_count
 
 
+class AnswerRecorder:
+    """Commits the answers of finished chunks, every chunk finished since the last call in one
+    transaction. No wait for the WAL flush: an answer a crash loses leaves its sends queued, and
+    the re-run pushes them again, which Instantly skips (already in the campaign)."""
+
+    def __init__(self, connection: ConnectionFactory, outcome: DayPush, *, now: datetime, run_id: str | None) -> None:
+        self.connection = connection
+        self.outcome = outcome
+        self.now = now
+        self.run_id = run_id
+        self.seconds = 0.0
+
+    def record_finished(self, waiting: set[Future[ChunkPush | None]], *, block: bool) -> set[Future[ChunkPush | None]]:
+        """Record the chunks of ``waiting`` that are done (waiting for one when ``block``); the rest."""
+        if block:
+            done, rest = wait(waiting, return_when=FIRST_COMPLETED)
+        else:
+            done = {future for future in waiting if future.done()}
+            rest = waiting - done
+        finished = [sent for sent in (future.result() for future in done) if sent is not None]
+        if finished:
+            mark = time.perf_counter()
+            with self.connection() as conn:
+                conn.execute("SET LOCAL synchronous_commit = off")
+                for sent in finished:
+                    record_chunk(conn, sent, self.outcome, batch_date=self.outcome.batch_date, now=self.now,
+                                 run_id=self.run_id)
+            self.seconds += time.perf_counter() - mark
+        return rest
+
+
 def push_day(
     connection: ConnectionFactory,
     instantly: InstantlyResource,
@@ -426,45 +468,52 @@ def push_day(
 ) -> DayPush:
     """Push ``batch_date``'s queued sends, ``instantly.max_concurrency`` chunks in flight.
 
-    Answers are committed as they arrive: every chunk that finished since the last commit goes
-    into one transaction, so a crash loses at most the answers in flight or committed in the last
-    moments without waiting for the disk (re-pushed safely either way).
+    The sends are read a page at a time and each chunk leaves as soon as it is read and has its
+    tokens, while the answers of earlier chunks are recorded (:class:`AnswerRecorder`). The first
+    upload goes alone: a wrong key or a provider that is down is found with one call, not with one
+    per thread; after a failure that makes the provider unusable, the remaining chunks are only
+    counted (their sends stay queued).
     """
     outcome = DayPush(batch_date)
     started = time.perf_counter()
-    recording = 0.0
     with connection() as conn:
         outcome.withdrawn = withdraw_uncontactable(conn, batch_date)
-        sends = pending_sends(conn, batch_date)
-        outcome.tokens_reminted = attach_tokens(conn, sends, batch_date=batch_date, now=now, min_validity=min_validity)
-    outcome.pending = len(sends)
-    prepared = time.perf_counter()
+    withdrawn_at = time.perf_counter()
+    first_upload_at: float | None = None
+    reading = 0.0
     pusher = ChunkPusher(instantly, consent_base_url)
+    recorder = AnswerRecorder(connection, outcome, now=now, run_id=run_id)
     pool = ThreadPoolExecutor(max_workers=instantly.max_concurrency, thread_name_prefix="instantly-push")
-    chunks = list(chunks_by_campaign(sends, instantly.chunk_size))
+    waiting: set[Future[ChunkPush | None]] = set()
     try:
-        # The first upload goes alone: a wrong key or a provider that is down is found with one
-        # call, not with one per thread.
-        waiting = {pool.submit(pusher.push, *chunks[0])} if chunks else set()
-        rest = chunks[1:]
-        while waiting:
-            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-            finished = [sent for sent in (future.result() for future in done) if sent is not None]
-            if finished:
+        with connection() as read:
+            mark = time.perf_counter()
+            for campaign, chunk in chunks_by_campaign(stream_pending_sends(read, batch_date), instantly.chunk_size):
+                outcome.pending += len(chunk)
+                if pusher.stop.is_set():
+                    continue
+                outcome.tokens_reminted += attach_tokens(connection, chunk, batch_date=batch_date, now=now,
+                                                         min_validity=min_validity)
+                reading += time.perf_counter() - mark
+                waiting.add(pool.submit(pusher.push, campaign, chunk))
+                if first_upload_at is None:
+                    first_upload_at = time.perf_counter()
+                    while waiting:
+                        waiting = recorder.record_finished(waiting, block=True)
+                else:
+                    waiting = recorder.record_finished(waiting, block=False)
                 mark = time.perf_counter()
-                with connection() as conn:
-                    # No wait for the WAL flush: an answer a crash loses leaves its sends queued,
-                    # and the re-run pushes them again, which Instantly skips (already in campaign).
-                    conn.execute("SET LOCAL synchronous_commit = off")
-                    for sent in finished:
-                        record_chunk(conn, sent, outcome, batch_date=batch_date, now=now, run_id=run_id)
-                recording += time.perf_counter() - mark
-            if rest:
-                waiting |= {pool.submit(pusher.push, *chunk) for chunk in rest}
-                rest = []
+        while waiting:
+            waiting = recorder.record_finished(waiting, block=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     outcome.unpushed = outcome.pending - outcome.pushed - outcome.rejected
-    outcome.phases = {"prepare_s": round(prepared - started, 3), "upload_s": round(time.perf_counter() - prepared, 3),
-                      "record_s": round(recording, 3)}
+    ended = time.perf_counter()
+    outcome.phases = {
+        "withdraw_s": round(withdrawn_at - started, 3),
+        "first_upload_after_s": round((first_upload_at or ended) - withdrawn_at, 3),
+        "upload_s": round(ended - (first_upload_at or ended), 3),
+        "read_s": round(reading, 3),
+        "record_s": round(recorder.seconds, 3),
+    }
     return outcome
