@@ -426,9 +426,10 @@ def record_chunk(
 
 
 class AnswerRecorder:
-    """Commits the answers of finished chunks, every chunk finished since the last call in one
-    transaction. No wait for the WAL flush: an answer a crash loses leaves its sends queued, and
-    the re-run pushes them again, which Instantly skips (already in the campaign)."""
+    """Commits each finished chunk's answers on a thread and a connection of its own, so the
+    uploads and the reading of the next sends go on meanwhile. No wait for the WAL flush: an
+    answer a crash loses leaves its sends queued, and the re-run pushes them again, which Instantly
+    skips (already in the campaign). The only writer of the day's outcome counters."""
 
     def __init__(self, connection: ConnectionFactory, outcome: DayPush, *, now: datetime, run_id: str | None) -> None:
         self.connection = connection
@@ -436,24 +437,25 @@ class AnswerRecorder:
         self.now = now
         self.run_id = run_id
         self.seconds = 0.0
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instantly-record")
 
-    def record_finished(self, waiting: set[Future[ChunkPush | None]], *, block: bool) -> set[Future[ChunkPush | None]]:
-        """Record the chunks of ``waiting`` that are done (waiting for one when ``block``); the rest."""
-        if block:
-            done, rest = wait(waiting, return_when=FIRST_COMPLETED)
-        else:
-            done = {future for future in waiting if future.done()}
-            rest = waiting - done
-        finished = [sent for sent in (future.result() for future in done) if sent is not None]
-        if finished:
-            mark = time.perf_counter()
-            with self.connection() as conn:
-                conn.execute("SET LOCAL synchronous_commit = off")
-                for sent in finished:
-                    record_chunk(conn, sent, self.outcome, batch_date=self.outcome.batch_date, now=self.now,
-                                 run_id=self.run_id)
-            self.seconds += time.perf_counter() - mark
-        return rest
+    def record(self, sent: ChunkPush | None) -> Future[None] | None:
+        """Queue one chunk's answers for recording."""
+        return None if sent is None else self.thread.submit(self._record, sent)
+
+    def _record(self, sent: ChunkPush) -> None:
+        mark = time.perf_counter()
+        with self.connection() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")
+            record_chunk(conn, sent, self.outcome, batch_date=self.outcome.batch_date, now=self.now, run_id=self.run_id)
+        self.seconds += time.perf_counter() - mark
+
+
+def settle(upload: Future[Future[None] | None]) -> None:
+    """Wait for an upload and for the recording of its answers; their errors are raised here."""
+    recording = upload.result()
+    if recording is not None:
+        recording.result()
 
 
 def push_day(
@@ -484,7 +486,11 @@ def push_day(
     pusher = ChunkPusher(instantly, consent_base_url)
     recorder = AnswerRecorder(connection, outcome, now=now, run_id=run_id)
     pool = ThreadPoolExecutor(max_workers=instantly.max_concurrency, thread_name_prefix="instantly-push")
-    waiting: set[Future[ChunkPush | None]] = set()
+
+    def upload(campaign: str, chunk: list[PendingSend]) -> Future[None] | None:
+        return recorder.record(pusher.push(campaign, chunk))
+
+    uploads: list[Future[Future[None] | None]] = []
     try:
         with connection() as read:
             mark = time.perf_counter()
@@ -495,18 +501,16 @@ def push_day(
                 outcome.tokens_reminted += attach_tokens(connection, chunk, batch_date=batch_date, now=now,
                                                          min_validity=min_validity)
                 reading += time.perf_counter() - mark
-                waiting.add(pool.submit(pusher.push, campaign, chunk))
+                uploads.append(pool.submit(upload, campaign, chunk))
                 if first_upload_at is None:
                     first_upload_at = time.perf_counter()
-                    while waiting:
-                        waiting = recorder.record_finished(waiting, block=True)
-                else:
-                    waiting = recorder.record_finished(waiting, block=False)
+                    settle(uploads[0])
                 mark = time.perf_counter()
-        while waiting:
-            waiting = recorder.record_finished(waiting, block=True)
+        for sent in uploads:
+            settle(sent)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        recorder.thread.shutdown(wait=True)
     outcome.unpushed = outcome.pending - outcome.pushed - outcome.rejected
     ended = time.perf_counter()
     outcome.phases = {
