@@ -321,3 +321,18 @@ def test_rekey_moves_a_lead_to_its_stored_address_key_unless_another_lead_holds_
     # two leads that want one key keep theirs; so does one whose key another lead already holds
     assert keyed == {"twin-a": False, "twin-b": False, "moves": True, "holder": True, "blocked": False,
                      "settled": True}
+
+
+def test_duplicate_keys_check_counts_the_surplus_rows_of_every_key(admin_conn):
+    """The check's read-back, with the unique indexes gone (dropped in this rolled-back transaction)."""
+    from equity_assets.ingest.checks import DUPLICATE_KEYS_SQL
+
+    assert dict(admin_conn.execute(DUPLICATE_KEYS_SQL).fetchall()) == {"mak": 0, "apn": 0, "addr_hash": 0}
+    admin_conn.execute("DROP INDEX leads_addr_hash_key, leads_apn_key, leads_mak_key")
+    for key, mak, state, apn in [("a", "1234567890", "IL", "1"), ("a", "1234567890", "IL", "1"), ("a", None, "IL", "2"),
+                                 ("b", "1234567891", None, "2"), ("b", "1234567891", "IL", "2")]:
+        admin_conn.execute("INSERT INTO leads (addr_hash, mak, property_state, county, apn) VALUES (%s, %s, %s, 'COOK', %s)",
+                           (h(key), mak, state, apn))
+    # a broker's lead is outside pipeline identity: its key is no duplicate
+    admin_conn.execute("INSERT INTO leads (addr_hash, broker_created) VALUES (%s, true)", (h("a"),))
+    assert dict(admin_conn.execute(DUPLICATE_KEYS_SQL).fetchall()) == {"mak": 2, "apn": 2, "addr_hash": 3}
