@@ -119,13 +119,17 @@ def rekey_touched_leads(conn: psycopg.Connection, upload_id: str) -> int:
     """Re-derive addr_hash from the stored address of every lead this upload merged into (a merge
     may have given a lead its first ZIP or its street type), unless another lead holds that key."""
     return conn.execute(
-        """WITH want AS (
-               SELECT l.id, lead_address_hash(l.addr_std, l.addr_city, l.property_state, l.property_zip) AS h
+        """WITH touched AS MATERIALIZED (
+               SELECT l.id, l.addr_hash AS stored,
+                      lead_address_hash(l.addr_std, l.addr_city, l.property_state, l.property_zip) AS h
                FROM leads l
                WHERE l.addr_std IS NOT NULL AND NOT l.broker_created
-                 AND l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %s AND matched_on <> 'new'))
+                 AND l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %s AND matched_on <> 'new')),
+           -- only leads whose key changes go on (usually none of the ~150k folded leads of a 1M
+           -- upload); a touched lead already keyed at h still blocks a twin through NOT EXISTS
+           want AS (SELECT id, h FROM touched WHERE h IS NOT NULL AND stored IS DISTINCT FROM h)
            UPDATE leads l SET addr_hash = w.h FROM want w
-           WHERE l.id = w.id AND w.h IS NOT NULL AND l.addr_hash IS DISTINCT FROM w.h
+           WHERE l.id = w.id
              AND w.h IN (SELECT h FROM want GROUP BY h HAVING count(*) = 1)
              AND NOT EXISTS (SELECT 1 FROM leads o WHERE o.addr_hash = w.h AND NOT o.broker_created)""",
         (upload_id,),

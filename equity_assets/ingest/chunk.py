@@ -330,11 +330,14 @@ def frame_to_copy_csv(
     columns: tuple[str, ...] = STAGING_COLUMN_NAMES,
     *,
     constants: Mapping[str, str] | None = None,
+    extra: Mapping[str, pa.Array] | None = None,
 ) -> bytes:
-    """CSV bytes for ``COPY leads_staging (<constants>, <columns>) FROM STDIN (FORMAT csv)``, no header.
+    """CSV bytes for ``COPY leads_staging (<constants>, <extra>, <columns>) FROM STDIN (FORMAT csv)``,
+    no header.
 
     `constants` (e.g. ``{"upload_id": "..."}``) become leading text columns with the same value
-    in every row, without adding them to the frame.
+    in every row, without adding them to the frame; `extra` columns (one value per row, e.g. the
+    minted lead ids) follow them.
 
     NULL -> unquoted empty field; strings always quoted (so ``""`` is the empty string and values
     such as ``\\.`` or ``NULL`` are data); booleans ``true``/``false``; dates ``YYYY-MM-DD``;
@@ -343,9 +346,11 @@ def frame_to_copy_csv(
     """
     table = pa.Table.from_pandas(frame.loc[:, list(columns)], preserve_index=False)
     constants = dict(constants or {})
+    extra = dict(extra or {})
     arrays = [pa.array([value] * len(frame), pa.string()) for value in constants.values()]
+    arrays += list(extra.values())
     arrays += [_copy_ready(table.column(name)) for name in columns]
-    names = [*constants, *columns]
+    names = [*constants, *extra, *columns]
     sink = pa.BufferOutputStream()
     pcsv.write_csv(
         pa.table(arrays, names=names), sink,

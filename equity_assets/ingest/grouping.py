@@ -9,12 +9,12 @@ million rows.
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from .lead_ids import uuid7_hex
 
 LINK_COLUMNS = ("mak", "apn_key", "addr_hash", "target")
 
@@ -80,16 +80,3 @@ def plan_groups(linked: pd.DataFrame) -> GroupPlan:
     ids = pd.Series(uuid7_hex(len(heads)), index=heads.to_numpy())
     frame["new_id"] = frame["grp"].map(ids).where(folded, None)
     return GroupPlan(frame)
-
-
-def uuid7_hex(n: int) -> list[str]:
-    """`n` time-ordered UUIDs (version 7: Unix milliseconds, then random bits) as 32 hex digits."""
-    if n == 0:
-        return []
-    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    millis = np.frombuffer((time.time_ns() // 1_000_000).to_bytes(8, "big"), dtype=np.uint8)[2:]
-    raw[:, :6] = millis
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    text = raw.tobytes().hex()
-    return [text[i:i + 32] for i in range(0, 32 * n, 32)]

@@ -126,7 +126,7 @@ def build_work_table(conn: psycopg.Connection, upload_id: str) -> int:
         f"""CREATE TEMP TABLE merge_keys ON COMMIT DROP AS
             SELECT s.row_number AS rn, s.mak, s.apn, s.property_state, s.county,
                    {APN_KEY.format(a='s')} AS apn_key, s.addr_hash,
-                   lm.id AS by_mak, la.id AS by_apn, lh.id AS by_addr
+                   lm.id AS by_mak, la.id AS by_apn, lh.id AS by_addr, s.new_lead_id
             FROM leads_staging s {_key_owner_joins('s')}
             WHERE s.upload_id = %s
               -- rows merged by an earlier run of this upload are done (lineage is the receipt)
@@ -185,11 +185,13 @@ def group_linked_rows(conn: psycopg.Connection) -> int:
         conn.execute("ANALYZE merge_plan")
     conn.execute(
         f"""CREATE TEMP TABLE merge_rows ON COMMIT DROP AS
-            SELECT k.*, coalesce(p.grp, k.rn) AS grp, coalesce(p.round, 1) AS round,
+            SELECT k.rn, k.mak, k.apn, k.property_state, k.county, k.apn_key, k.addr_hash,
+                   k.by_mak, k.by_apn, k.by_addr,
+                   coalesce(p.grp, k.rn) AS grp, coalesce(p.round, 1) AS round,
                    coalesce(p.folded, false) AS folded,
-                   -- the id a new lead made from this row would take; every row of a folded
-                   -- group carries its group's id (given by the plan)
-                   coalesce(p.new_id, CASE WHEN coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL THEN uuid_v7() END)
+                   -- the id a new lead made from this row would take (minted at staging); every
+                   -- row of a folded group carries its group's id (given by the plan)
+                   coalesce(p.new_id, CASE WHEN coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL THEN k.new_lead_id END)
                        AS new_id
             FROM merge_keys k LEFT JOIN merge_plan p USING (rn)"""
     )

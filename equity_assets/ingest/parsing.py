@@ -61,6 +61,7 @@ from equity_assets.ingest.chunk import (
 )
 from equity_assets.ingest.columns import STAGING_COLUMN_NAMES, HeaderMap, MissingColumnsError, resolve_headers
 from equity_assets.ingest.csv_scan import CsvFormatError, read_header, scan_file
+from equity_assets.ingest.lead_ids import now_millis, sequential_uuid7
 
 __all__ = [
     "CsvFormatError",
@@ -87,6 +88,7 @@ def read_upload(
     threads: int = 2,
     copy_csv: bool = False,
     copy_constants: Mapping[str, str] | None = None,
+    lead_ids: bool = False,
 ) -> UploadParse:
     """Check and open an uploaded CSV; iterate the result for `ParsedChunk`s.
 
@@ -95,7 +97,9 @@ def read_upload(
     at once while the next one is parsed: the heavy work is in Arrow kernels, which release the
     GIL, so threads use both cores without copying data to other processes. With `copy_csv`,
     each chunk also carries its `frame_to_copy_csv(frame, constants=copy_constants)` bytes,
-    rendered on the worker threads (columns: `UploadParse.copy_columns`).
+    rendered on the worker threads (columns: `UploadParse.copy_columns`); with `lead_ids` too,
+    they also carry `new_lead_id`, the id a lead made from the row will take (`lead_ids.
+    sequential_uuid7`: ascending with the row number, minted here so the merge need not).
     """
     if chunk_rows < 1 or threads < 1:
         raise ValueError("chunk_rows and threads must be >= 1")
@@ -105,7 +109,7 @@ def read_upload(
     return UploadParse(
         path=fspath(path), source=source, encoding=scan.encoding, header_map=header_map,
         chunk_rows=chunk_rows, threads=threads, copy_csv=copy_csv,
-        copy_constants=dict(copy_constants or {}), _data_offset=header.data_offset, _size=scan.size,
+        copy_constants=dict(copy_constants or {}), lead_ids=lead_ids, _data_offset=header.data_offset, _size=scan.size,
         _has_nul=scan.has_nul,
     )
 
@@ -125,6 +129,8 @@ class UploadParse:
     _data_offset: int
     _size: int
     _has_nul: bool = False
+    lead_ids: bool = False
+    _millis: int = field(default_factory=now_millis, repr=False)
     file_rows: int = 0
     staged_rows: int = 0
     rejected_rows: int = 0
@@ -136,8 +142,8 @@ class UploadParse:
 
     @property
     def copy_columns(self) -> tuple[str, ...]:
-        """Column order of `ParsedChunk.copy_csv`: the constants, then the staging columns."""
-        return (*self.copy_constants, *STAGING_COLUMN_NAMES)
+        """Column order of `ParsedChunk.copy_csv`: the constants, the lead id, the staging columns."""
+        return (*self.copy_constants, *(("new_lead_id",) if self.lead_ids else ()), *STAGING_COLUMN_NAMES)
 
     @property
     def headers(self) -> tuple[str, ...]:
@@ -170,7 +176,9 @@ class UploadParse:
         chunk.rejects.extend(structural + unreadable)
         chunk.rejects.sort(key=lambda reject: reject.row_number)
         if self.copy_csv:
-            chunk.copy_csv = frame_to_copy_csv(chunk.frame, constants=self.copy_constants)
+            extra = ({"new_lead_id": sequential_uuid7(self._millis, chunk.frame["row_number"].to_numpy())}
+                     if self.lead_ids else None)
+            chunk.copy_csv = frame_to_copy_csv(chunk.frame, constants=self.copy_constants, extra=extra)
         return chunk
 
     def _emit(self, future: Future[ParsedChunk], started: float) -> Generator[ParsedChunk, None, float]:

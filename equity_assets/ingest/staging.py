@@ -66,8 +66,9 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
     """
     started = time.perf_counter()
     # COPY bytes are built on the parser's worker threads, with upload_id as a constant column
+    # and each row's lead id minted there (a new lead takes it in the merge)
     parse = read_upload(path, chunk_rows=chunk_rows, source=source, copy_csv=True,
-                        copy_constants={"upload_id": upload_id})
+                        copy_constants={"upload_id": upload_id}, lead_ids=True)
     copy_sql = f"COPY leads_staging ({', '.join(parse.copy_columns)}) FROM STDIN (FORMAT csv)"
     clear_partition(conn, upload_id)
     for chunk in parse:

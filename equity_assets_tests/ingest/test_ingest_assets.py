@@ -91,6 +91,28 @@ def test_rematerializing_a_partition_changes_nothing(postgres, tmp_path):
     assert scores.precision >= 0.999 and scores.recall >= 0.99
 
 
+
+def test_new_leads_take_the_ids_minted_at_staging_in_file_order(postgres, tmp_path):
+    csv = tmp_path / "synthetic.csv"
+    write_propstream_csv(csv, 3000, seed=5)
+    with postgres.connection() as conn:
+        upload_id = register_upload(conn, csv)
+    run_ingest(postgres, upload_id)
+    with postgres.connection() as conn:
+        rows = conn.execute(
+            """SELECT ls.row_number, ls.lead_id, s.new_lead_id, ls.matched_on FROM lead_sources ls
+               JOIN leads_staging s USING (upload_id, row_number) WHERE ls.upload_id = %s ORDER BY 1""",
+            (upload_id,)).fetchall()
+        leads = conn.execute("SELECT count(*) FROM leads").fetchone()[0]
+    new = [r for r in rows if r[3] == "new"]
+    assert len(rows) == 3000 and len(new) > 2000
+    folded_heads = {r[1] for r in rows if r[3] == "in_batch"}
+    # a single new row becomes the lead minted for it; a folded group's lead has the plan's id
+    singles = [r for r in new if r[1] not in folded_heads]
+    assert singles and all(lead == minted for _, lead, minted, _ in singles)
+    assert [r[1].bytes for r in singles] == sorted(r[1].bytes for r in singles)
+    assert leads == len(new)
+
 def lineage_clusters(postgres, upload_id, rows):
     with postgres.connection() as conn:
         got = dict(conn.execute("SELECT row_number, lead_id::text FROM lead_sources WHERE upload_id = %s", (upload_id,)).fetchall())

@@ -294,3 +294,45 @@ def test_planner_knows_how_many_rows_are_new_leads(admin_conn):
     ).fetchone()[0][0]["Plan"]
     assert plan["Plan Rows"] > 2500  # all 5000 rows are new; without the statistics: 25
     assert plan["Node Type"] == "Hash Join"
+
+
+def test_rekey_moves_a_lead_to_its_stored_address_key_unless_another_lead_holds_or_wants_it(admin_conn):
+    from equity_assets.ingest.address_resolution import rekey_touched_leads
+
+    up = new_upload(admin_conn)
+    # (name, street line, zip, stale key?) — every lead is touched by this upload
+    leads = [("twin-a", "1 MAIN ST|", "60601", True), ("twin-b", "1 MAIN ST|", "60601", True),
+             ("moves", "2 MAIN ST|", "60601", True), ("holder", "3 MAIN ST|", "60601", False),
+             ("blocked", "3 MAIN ST|", "60601", True), ("settled", "4 MAIN ST|", "60601", False)]
+    ids = {}
+    for row, (name, std, zip5, stale) in enumerate(leads, start=1):
+        key = h(f"stale {name}") if stale else None
+        ids[name] = admin_conn.execute(
+            """INSERT INTO leads (first_name, addr_std, addr_city, property_state, property_zip, addr_hash)
+               VALUES (%s, %s, 'CHICAGO', 'IL', %s,
+                       coalesce(%s, lead_address_hash(%s, 'CHICAGO', 'IL', %s))) RETURNING id""",
+            (name, std, zip5, key, std, zip5)).fetchone()[0]
+        admin_conn.execute("INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on) "
+                           "VALUES (%s, %s, %s, 'mak')", (up, row, ids[name]))
+    assert rekey_touched_leads(admin_conn, up) == 1
+    keyed = dict(admin_conn.execute(
+        """SELECT first_name, addr_hash = lead_address_hash(addr_std, addr_city, property_state, property_zip)
+           FROM leads""").fetchall())
+    # two leads that want one key keep theirs; so does one whose key another lead already holds
+    assert keyed == {"twin-a": False, "twin-b": False, "moves": True, "holder": True, "blocked": False,
+                     "settled": True}
+
+
+def test_duplicate_keys_check_counts_the_surplus_rows_of_every_key(admin_conn):
+    """The check's read-back, with the unique indexes gone (dropped in this rolled-back transaction)."""
+    from equity_assets.ingest.checks import DUPLICATE_KEYS_SQL
+
+    assert dict(admin_conn.execute(DUPLICATE_KEYS_SQL).fetchall()) == {"mak": 0, "apn": 0, "addr_hash": 0}
+    admin_conn.execute("DROP INDEX leads_addr_hash_key, leads_apn_key, leads_mak_key")
+    for key, mak, state, apn in [("a", "1234567890", "IL", "1"), ("a", "1234567890", "IL", "1"), ("a", None, "IL", "2"),
+                                 ("b", "1234567891", None, "2"), ("b", "1234567891", "IL", "2")]:
+        admin_conn.execute("INSERT INTO leads (addr_hash, mak, property_state, county, apn) VALUES (%s, %s, %s, 'COOK', %s)",
+                           (h(key), mak, state, apn))
+    # a broker's lead is outside pipeline identity: its key is no duplicate
+    admin_conn.execute("INSERT INTO leads (addr_hash, broker_created) VALUES (%s, true)", (h("a"),))
+    assert dict(admin_conn.execute(DUPLICATE_KEYS_SQL).fetchall()) == {"mak": 2, "apn": 2, "addr_hash": 3}
