@@ -68,3 +68,13 @@ def test_stop_then_start_again(private_home):
 def test_pgpass_is_private(private_home):
     equity(private_home, "db", "start")
     assert (private_home / "pgpass").stat().st_mode & 0o077 == 0
+
+
+def test_the_buffer_pool_is_a_quarter_of_the_memory_within_bounds(monkeypatch):
+    from equity_assets.db import cluster
+
+    for memory, expected in ((24 * 2**30, "6144MB"), (2 * 2**30, "512MB"), (256 * 2**20, "128MB"), (128 * 2**30, "8192MB")):
+        monkeypatch.setattr(cluster, "memory_bytes", lambda memory=memory: memory)
+        settings = cluster.server_settings()
+        assert settings["shared_buffers"] == expected
+        assert settings["wal_compression"] == "lz4"
