@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 
 #: Environment variable holding the signing secret.
 SECRET_ENV = "EQUITY_CONSENT_SECRET"
@@ -181,18 +182,18 @@ def mint_for_numbered(
     """One token per row of ``source``, a relation of ``(n, lead_id)`` numbered 1..``count``.
 
     For a batch that is already in a table: only the token ids and nonce hashes travel (as
-    arrays, the ids in binary), not the leads. Returns the token ids in ``n`` order. ``source``
-    is the caller's own constant (a temp table name), never user input.
+    arrays, the ids in binary), not the leads. Returns the token ids in ``n`` order.
     """
     if count <= 0:
         return []
     key = _key(secret)
     token_ids = [uuid.uuid4() for _ in range(count)]
     inserted = conn.execute(
-        f"""INSERT INTO consent_tokens (id, lead_id, nonce_hash, batch_date, issued_at, expires_at)
-            SELECT t.id, s.lead_id, t.nonce_hash, %s, %s, %s
-            FROM {source} s
-            JOIN unnest(%b::uuid[], %s::text[]) WITH ORDINALITY AS t(id, nonce_hash, n) ON t.n = s.n""",
+        sql.SQL("""INSERT INTO consent_tokens (id, lead_id, nonce_hash, batch_date, issued_at, expires_at)
+                   SELECT t.id, s.lead_id, t.nonce_hash, %s, %s, %s
+                   FROM {} s
+                   JOIN unnest(%b::uuid[], %s::text[]) WITH ORDINALITY AS t(id, nonce_hash, n) ON t.n = s.n""")
+        .format(sql.Identifier(source)),
         (batch_date, now, expiry_for(now), token_ids, [nonce_hash(_nonce(key, t)) for t in token_ids]),
     ).rowcount
     if inserted != count:
