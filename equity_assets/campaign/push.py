@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -144,14 +144,10 @@ def withdraw_uncontactable(conn: psycopg.Connection, batch_date: date) -> int:
     return conn.execute(_WITHDRAW_SQL, {"batch_date": batch_date}).rowcount
 
 
-def pending_sends(conn: psycopg.Connection, batch_date: date) -> list[PendingSend]:
-    """The date's sends that have not reached Instantly, grouped by campaign, best score first."""
-    return [PendingSend(*row) for row in conn.execute(_PENDING_SQL, (batch_date,))]
-
-
 def stream_pending_sends(conn: psycopg.Connection, batch_date: date) -> Iterator[PendingSend]:
-    """:func:`pending_sends` read a page at a time (a server-side cursor in ``conn``'s transaction),
-    so the first chunk can leave before the last send is read."""
+    """The date's sends that have not reached Instantly, grouped by campaign, best score first;
+    read a page at a time (a server-side cursor in ``conn``'s transaction), so the first chunk can
+    leave before the last send is read."""
     with conn.cursor(name="pending_sends") as cur:
         cur.itersize = 2000
         cur.execute(_PENDING_SQL, (batch_date,))
@@ -429,11 +425,15 @@ class AnswerRecorder:
     """Commits each finished chunk's answers on a thread and a connection of its own, so the
     uploads and the reading of the next sends go on meanwhile. No wait for the WAL flush: an
     answer a crash loses leaves its sends queued, and the re-run pushes them again, which Instantly
-    skips (already in the campaign). The only writer of the day's outcome counters."""
+    skips (already in the campaign). The only writer of the answers' counters of the outcome. A
+    recording that fails sets ``stop``: nothing more is uploaded, and the error is raised by
+    :func:`settle`."""
 
-    def __init__(self, connection: ConnectionFactory, outcome: DayPush, *, now: datetime, run_id: str | None) -> None:
+    def __init__(self, connection: ConnectionFactory, outcome: DayPush, *, stop: threading.Event, now: datetime,
+                 run_id: str | None) -> None:
         self.connection = connection
         self.outcome = outcome
+        self.stop = stop
         self.now = now
         self.run_id = run_id
         self.seconds = 0.0
@@ -445,9 +445,14 @@ class AnswerRecorder:
 
     def _record(self, sent: ChunkPush) -> None:
         mark = time.perf_counter()
-        with self.connection() as conn:
-            conn.execute("SET LOCAL synchronous_commit = off")
-            record_chunk(conn, sent, self.outcome, batch_date=self.outcome.batch_date, now=self.now, run_id=self.run_id)
+        try:
+            with self.connection() as conn:
+                conn.execute("SET LOCAL synchronous_commit = off")
+                record_chunk(conn, sent, self.outcome, batch_date=self.outcome.batch_date, now=self.now,
+                             run_id=self.run_id)
+        except BaseException:
+            self.stop.set()
+            raise
         self.seconds += time.perf_counter() - mark
 
 
@@ -484,7 +489,7 @@ def push_day(
     first_upload_at: float | None = None
     reading = 0.0
     pusher = ChunkPusher(instantly, consent_base_url)
-    recorder = AnswerRecorder(connection, outcome, now=now, run_id=run_id)
+    recorder = AnswerRecorder(connection, outcome, stop=pusher.stop, now=now, run_id=run_id)
     pool = ThreadPoolExecutor(max_workers=instantly.max_concurrency, thread_name_prefix="instantly-push")
 
     def upload(campaign: str, chunk: list[PendingSend]) -> Future[None] | None:

@@ -109,9 +109,9 @@ def record_event(
 
 _LEAD_EVENTS = """
 INSERT INTO pipeline_events (event_type, stage, lead_id, run_id, partition_key, count, payload, idempotency_key)
-SELECT %(event)s, %(stage)s, t.lead_id, %(run_id)s, %(partition_key)s, 1, coalesce(t.payload, %(payload)s),
+SELECT %(event)s, %(stage)s, t.lead_id, %(run_id)s, %(partition_key)s, 1, %(payload)s,
        CASE WHEN %(keyed)s THEN %(event)s || ':' || t.lead_id END
-FROM unnest(%(lead_ids)b::uuid[], %(payloads)s::jsonb[]) AS t(lead_id, payload)
+FROM unnest(%(lead_ids)b::uuid[]) AS t(lead_id)
 """
 
 
@@ -121,7 +121,6 @@ def record_lead_events(
     *,
     stage: Stage,
     lead_ids: Sequence[Any],
-    payloads: Sequence[Mapping[str, Any]] | None = None,
     payload: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     partition_key: str | None = None,
@@ -129,21 +128,17 @@ def record_lead_events(
 ) -> int:
     """One event per lead in one statement, keyed ``<event>:<lead>``: an event happens once in a lead's life.
 
-    ``payloads`` (one per lead, same order) or one ``payload`` for all; an empty object by
-    default. Returns the rows written.
+    ``payload`` is the same for every lead (an empty object by default). Returns the rows written.
     ``keyed=False`` is for a caller whose own write already happens once per lead (a row inserted
     under a unique key, a status changed by the same statement that returned ``lead_ids``): it
     spares the key claim, a trigger call and a key row per lead, which is most of the cost.
     """
     if not lead_ids:
         return 0
-    if payloads is not None and (payload is not None or len(payloads) != len(lead_ids)):
-        raise ValueError("one payload per lead, or one payload for all")
-    # The ids go in binary (no text per UUID); a shared payload is sent once, not once per lead.
+    # The ids go in binary (no text per UUID); the payload is sent once, not once per lead.
     return conn.execute(
         _LEAD_EVENTS,
         {"event": str(event_type), "stage": str(stage), "lead_ids": list(lead_ids),
-         "payloads": [Jsonb(dict(p)) for p in payloads] if payloads is not None else None,
          "payload": Jsonb(dict(payload or {})),
          "run_id": run_id, "partition_key": partition_key, "keyed": keyed},
     ).rowcount

@@ -12,7 +12,7 @@ import yaml
 
 from equity_assets.campaign.contactable import refresh_contactable
 from equity_assets.campaign.feeder import select_day_in_groups
-from equity_assets.campaign.push import ChunkVerdict, pending_sends, record_verdict
+from equity_assets.campaign.push import ChunkVerdict, record_verdict, stream_pending_sends
 from equity_assets.sandbox import SandboxControl
 from equity_assets.security.consent import verify_and_consume
 
@@ -188,7 +188,8 @@ def test_an_answer_recorded_twice_marks_and_logs_each_send_once(db, campaign):
     refresh(campaign)
     select_only(db, MONDAY)
     day = date.fromisoformat(MONDAY)
-    verdict = ChunkVerdict(accepted=pending_sends(db, day))
+    with db.transaction():
+        verdict = ChunkVerdict(accepted=list(stream_pending_sends(db, day)))
     for _ in range(2):
         with db.transaction():
             record_verdict(db, verdict, batch_date=day, campaign="c", now=datetime.now(UTC), run_id=None)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from urllib.parse import urlsplit
+
+import pytest
+
+from equity_assets.campaign import push
 
 from equity_assets.sandbox import VENDOR_PATHS, SandboxConfig, SandboxControl
 from equity_assets.security.consent import verify_and_consume
@@ -146,3 +150,30 @@ def test_rejected_credentials_stop_the_push_at_the_first_call(db, pipeline_postg
     rows = db.execute("SELECT status, error FROM campaign_sends").fetchall()
     assert len(rows) == 6 and {r[0] for r in rows} == {"queued"}
     assert sum(1 for r in rows if r[1] == "instantly HTTP 401 after 0 retries") == 2
+
+
+def test_a_recording_that_fails_stops_the_uploads_and_fails_the_push(db, pipeline_postgres, sandbox_url, sandbox_control,
+                                                                     monkeypatch):
+    for _ in range(8):
+        add_leads(db, add_broker(db, cap=2), [1, 2])
+    refresh(definitions(pipeline_postgres, instantly(sandbox_url)))
+    select_only(db, MONDAY)
+    recorded = []
+
+    def fails_second_time(conn, sent, *args, **kwargs):
+        if recorded:
+            raise RuntimeError("database went away while recording")
+        recorded.append(sent.campaign)
+        real_record_chunk(conn, sent, *args, **kwargs)
+
+    real_record_chunk = push.record_chunk
+    monkeypatch.setattr(push, "record_chunk", fails_second_time)
+    with pytest.raises(RuntimeError, match="went away"):
+        push.push_day(pipeline_postgres.connection, instantly(sandbox_url, max_concurrency=1),
+                      date.fromisoformat(MONDAY), consent_base_url="http://127.0.0.1:8080", now=datetime.now(UTC))
+
+    # one campaign per chunk: after the failed recording, the chunks not yet started stay unsent
+    uploads = sum(sandbox_control.stats()["requests"].values())
+    assert 2 <= uploads <= 3
+    statuses = [status for *_, status in sends(db)]
+    assert statuses.count("pushed") == 2 and statuses.count("queued") == 14
