@@ -166,9 +166,9 @@ daily_campaign_batch = dg.AssetSpec(
     deps=[contactable_leads],
     description=(
         "The day's email batch: per active broker, up to `daily_cap` (default 250) queued contactable "
-        "leads by `lead_score` DESC, marked `active`, each with a consent token and a `campaign_sends` "
-        "row, committed in one transaction per date before anything is pushed. Re-running a date only "
-        "tops it up to the caps; a lead is never in two batches."
+        "leads by `lead_score` DESC, each with a consent token and a `campaign_sends` row, committed "
+        "before anything is pushed. Re-running a date only tops it up to the caps; a lead is never in "
+        "two batches."
     ),
     group_name="campaign",
     kinds={"postgres"},
@@ -182,7 +182,8 @@ instantly_campaign_leads = dg.AssetSpec(
     description=(
         "The day's batch as delivered to Instantly: every `campaign_sends` row still `queued` goes to "
         "its broker's campaign (≤ 1,000 leads per call, `skip_if_in_campaign`) with the consent link in "
-        "`custom_variables.consent_url`. Only leads Instantly accepted turn `pushed`; a rejected address "
+        "`custom_variables.consent_url`. Only leads Instantly accepted turn `pushed` (and the lead "
+        "`active`); a rejected address "
         "is dead-lettered and suppressed. Re-running a date pushes only what has not reached Instantly."
     ),
     group_name="campaign",
@@ -200,10 +201,12 @@ def select_batches(context: dg.AssetExecutionContext, dates: list[date], config:
     now = datetime.now(UTC)
     per_day: dict[str, dict[str, int | float]] = {}
     for batch_date in dates:
-        with postgres.connection() as conn:
-            withdrawn = withdraw_uncontactable(conn, batch_date)
         day = select_day_in_groups(postgres.connection, batch_date, default_campaign=instantly.campaign_id, now=now,
                                    run_id=context.run.run_id, groups=config.selection_groups)
+        # After the selection, right before the gates: a lead that opted out since it was picked
+        # (this run or a crashed one) is withdrawn here instead of failing `no_suppressed_or_dnc_lead`.
+        with postgres.connection() as conn:
+            withdrawn = withdraw_uncontactable(conn, batch_date)
         per_day[batch_date.isoformat()] = {
             "selected": day.selected,
             "already_in_batch": day.already_in_batch,

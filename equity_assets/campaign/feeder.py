@@ -1,9 +1,10 @@
 """The feeder: which leads join a day's batch, committed before anything is pushed.
 
 For one batch date: every active broker gets up to ``daily_cap`` minus what that date already
-holds of its queued, contactable leads, best ``lead_score`` first; the leads turn ``active``,
-each gets a consent token and a ``campaign_sends`` row (status ``queued``), and
-``campaign_queued`` events are written. The brokers are split into groups selected at once, each
+holds of its queued, contactable leads, best ``lead_score`` first; each gets a consent token and a
+``campaign_sends`` row (status ``queued``), and ``campaign_queued`` events are written. A lead
+stays ``queued`` until Instantly has taken it (the push turns it ``active``): the send row is what
+keeps it out of later batches. The brokers are split into groups selected at once, each
 group in one transaction: a crash leaves a group's selection whole or absent, and the push
 resumes from ``campaign_sends`` alone.
 
@@ -60,8 +61,8 @@ _BROKER_CANDIDATES = """
 #: The single-broker feeder query (what the benchmark times).
 FEEDER_SQL = _BROKER_CANDIDATES.format(broker="%(broker_id)s", limit="%(limit)s")
 
-# Every active broker at once; the lock keeps a concurrent status change from slipping in
-# between choosing a lead and activating it.
+# Every active broker at once; the row lock keeps a concurrent change (a merge deleting the lead, a
+# status turning do_not_contact) from slipping in between choosing a lead and committing its send.
 _DAY_SELECTION_SQL = """
 SELECT q.broker_id, q.campaign_id, p.id
 FROM (
@@ -77,9 +78,9 @@ WHERE q.campaign_id IS NOT NULL AND q.room > 0
 ORDER BY q.broker_id
 """.format(candidates=_BROKER_CANDIDATES.format(broker="q.broker_id", limit="q.room"))
 
-# The day's picks stay in the database: a numbered temp table that the tokens, the sends, the
-# activation and the events are written from (the client only supplies the tokens' ids and nonce
-# hashes), instead of 250,000 ids sent back and forth four times.
+# The day's picks stay in the database: a numbered temp table that the tokens, the sends and the
+# events are written from (the client only supplies the tokens' ids and nonce hashes), instead of
+# 250,000 ids sent back and forth three times.
 _CREATE_PICK_SQL = """
 CREATE TEMP TABLE feeder_pick (
     n           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -97,15 +98,6 @@ SELECT %s, p.lead_id, p.broker_id, p.campaign_id, t.token_id, 'queued'
 FROM feeder_pick p JOIN unnest(%b::uuid[]) WITH ORDINALITY AS t(token_id, n) ON t.n = p.n
 """
 
-# Setting `added_to_campaign_at` and `updated_at` here spares their triggers a PL/pgSQL call per
-# lead (each trigger only runs when a writer leaves its column to it).
-_ACTIVATE_SQL = """
-UPDATE leads l
-SET campaign_status = 'active', added_to_campaign_at = coalesce(l.added_to_campaign_at, now()), updated_at = now()
-FROM feeder_pick p
-WHERE l.id = p.lead_id
-"""
-
 _QUEUED_EVENTS = "SELECT lead_id, jsonb_build_object('broker_id', broker_id) FROM feeder_pick"
 
 
@@ -119,7 +111,7 @@ class DaySelection:
     brokers_without_campaign: int
     already_in_batch: int
     seconds: float
-    #: where the time went: choosing, minting tokens, writing sends, activating leads, events
+    #: where the time went: choosing, minting tokens, writing sends, events
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -173,8 +165,6 @@ def select_day(
         lap("tokens_s")
         conn.execute(_INSERT_SENDS_SQL, (batch_date, token_ids))
         lap("sends_s")
-        conn.execute(_ACTIVATE_SQL)
-        lap("activate_s")
         # Unkeyed: the send row just inserted happens once in a lead's life (UNIQUE (lead_id)),
         # so its event does too, without a key claim per lead.
         record_lead_events_from(conn, Event.CAMPAIGN_QUEUED, stage=Stage.DAILY_CAMPAIGN_BATCH, rows=_QUEUED_EVENTS,

@@ -3,7 +3,8 @@
 Only ``campaign_sends`` rows still ``queued`` are pushed, so a re-run (or Dagster's "re-execute
 from failure") sends just what did not reach Instantly before. Each chunk of at most 1,000 leads
 (one broker's campaign per chunk) is one ``add_leads`` call, a few in flight at once; the leads
-Instantly took turn ``pushed`` (with ``email_sent`` events) as soon as it answers. A lead it
+Instantly took turn ``pushed`` (with ``email_sent`` events), and their leads ``active``, as soon as
+it answers. A lead it
 refused (an invalid address) turns ``failed`` with the reason, gets its own dead letter, and its
 address is suppressed so it is not picked again. When the counts Instantly returns cannot tell
 which leads it refused, those leads are sent again one by one (safe with ``skip_if_in_campaign``),
@@ -11,9 +12,10 @@ which answers unambiguously.
 A chunk whose fate is unknown (a timeout may have landed) stays ``queued``: re-pushing it is safe
 for the same reason.
 
-Right before pushing, rows whose lead became suppressed or ``do_not_contact`` since selection are
-withdrawn (``failed`` with the reason), and consent tokens are rebuilt from their rows; a token
-that is missing, expired or too close to expiry, or minted under another secret, is replaced.
+As the sends are read, a row whose lead became suppressed or ``do_not_contact`` since selection is
+withdrawn (``failed`` with the reason) instead of pushed, and consent tokens are rebuilt from their
+rows; a token that is missing, expired or too close to expiry, or minted under another secret, is
+replaced.
 """
 
 from __future__ import annotations
@@ -41,22 +43,31 @@ DEFAULT_MIN_TOKEN_VALIDITY = timedelta(days=1)
 
 ConnectionFactory = Callable[[], AbstractContextManager[psycopg.Connection]]
 
-_WITHDRAW_SQL = """
-UPDATE campaign_sends cs
-SET status = 'failed',
-    error = CASE WHEN l.campaign_status = 'do_not_contact' THEN 'withdrawn before push: do_not_contact'
-                 ELSE 'withdrawn before push: email suppressed' END
-FROM leads l
-WHERE cs.batch_date = %(batch_date)s AND cs.status = 'queued' AND l.id = cs.lead_id
-  AND (l.campaign_status = 'do_not_contact'
-       OR EXISTS (SELECT 1 FROM suppression_list s
+# Why a queued send of lead `l` must not leave (NULL: it may).
+_WITHDRAWAL = """
+CASE WHEN l.campaign_status = 'do_not_contact' THEN 'withdrawn before push: do_not_contact'
+     WHEN EXISTS (SELECT 1 FROM suppression_list s
                   WHERE s.channel = 'email' AND s.value = l.email
-                    AND (s.expires_at IS NULL OR s.expires_at > now())))
+                    AND (s.expires_at IS NULL OR s.expires_at > now()))
+       THEN 'withdrawn before push: email suppressed'
+END"""
+
+_WITHDRAW_SQL = f"""
+UPDATE campaign_sends cs SET status = 'failed', error = {_WITHDRAWAL}
+FROM leads l
+WHERE cs.batch_date = %(batch_date)s AND cs.status = 'queued' AND l.id = cs.lead_id AND {_WITHDRAWAL} IS NOT NULL
 """
 
-_PENDING_SQL = """
+_WITHDRAW_LISTED_SQL = """
+UPDATE campaign_sends cs SET status = 'failed', error = w.reason
+FROM unnest(%s::uuid[], %s::text[]) AS w(lead_id, reason)
+WHERE cs.batch_date = %s AND cs.lead_id = w.lead_id AND cs.status = 'queued'
+"""
+
+_PENDING_SQL = f"""
 SELECT cs.lead_id, cs.campaign_id, t.id, t.lead_id, t.expires_at, t.nonce_hash,
-       l.email, l.first_name, l.last_name, l.property_address, l.property_city, l.property_state
+       l.email, l.first_name, l.last_name, l.property_address, l.property_city, l.property_state,
+       {_WITHDRAWAL} AS withdrawal
 FROM campaign_sends cs
 JOIN leads l ON l.id = cs.lead_id
 LEFT JOIN consent_tokens t ON t.id = cs.consent_token_id AND t.used_at IS NULL
@@ -74,6 +85,14 @@ _MARK_PUSHED_SQL = """
 UPDATE campaign_sends SET status = 'pushed', pushed_at = %s, error = NULL, updated_at = now()
 WHERE batch_date = %s AND lead_id = ANY(%b) AND status = 'queued'
 RETURNING lead_id
+"""
+
+# queued → active once Instantly has the lead; a reply that arrived first (``replied``) or an opt-out
+# (``do_not_contact``) is left as it is. Setting both columns spares their triggers a call per lead.
+_ACTIVATE_SQL = """
+UPDATE leads SET campaign_status = 'active', added_to_campaign_at = coalesce(added_to_campaign_at, now()),
+                 updated_at = now()
+WHERE id = ANY(%b) AND campaign_status = 'queued'
 """
 
 _MARK_ERROR_SQL = "UPDATE campaign_sends SET error = %s WHERE batch_date = %s AND lead_id = ANY(%s)"
@@ -112,6 +131,7 @@ class PendingSend:
     property_address: str | None
     property_city: str | None
     property_state: str | None
+    withdrawal: str | None  # why it must not leave after all (suppressed, do_not_contact), or None
     token: str | None = None
 
 
@@ -134,14 +154,32 @@ class DayPush:
     errors: list[str] = field(default_factory=list)
     stop: bool = False  # the provider is unusable for now: later dates would fail the same way
     rejected_credentials: bool = False  # a configuration error: retrying the run cannot help
-    #: where the time went: withdrawing, until the first upload, the uploads; of which reading the
-    #: sends with their tokens and recording the answers (both overlap the uploads in flight)
+    #: where the time went: until the first upload, the uploads; of which reading the sends with
+    #: their tokens, recording the answers (thread-seconds) and withdrawing (all overlap the uploads)
     phases: dict[str, float] = field(default_factory=dict)
+
+    def add_answers(self, tally: DayPush) -> None:
+        """Count a recorded chunk's answers (``tally``, filled by :func:`record_chunk`) in this day."""
+        for name in ("pushed", "rejected", "chunks", "leads_uploaded", "already_in_campaign", "invalid_emails",
+                     "retries"):
+            setattr(self, name, getattr(self, name) + getattr(tally, name))
+        self.errors.extend(tally.errors)
+        self.stop = self.stop or tally.stop
+        self.rejected_credentials = self.rejected_credentials or tally.rejected_credentials
 
 
 def withdraw_uncontactable(conn: psycopg.Connection, batch_date: date) -> int:
     """Mark queued sends whose lead opted out since selection as not to be sent."""
     return conn.execute(_WITHDRAW_SQL, {"batch_date": batch_date}).rowcount
+
+
+def withdraw_sends(connection: ConnectionFactory, batch_date: date, sends: Sequence[PendingSend]) -> int:
+    """Mark these queued sends (read with a ``withdrawal`` reason) as not to be sent."""
+    if not sends:
+        return 0
+    with connection() as conn:
+        return conn.execute(_WITHDRAW_LISTED_SQL,
+                            ([s.lead_id for s in sends], [s.withdrawal for s in sends], batch_date)).rowcount
 
 
 def stream_pending_sends(conn: psycopg.Connection, batch_date: date) -> Iterator[PendingSend]:
@@ -289,13 +327,15 @@ def record_verdict(
     now: datetime,
     run_id: str | None,
 ) -> None:
-    """Taken leads turn pushed (one ``email_sent`` event each); each refused lead turns failed,
-    gets its own dead letter, and its address is suppressed and no longer counts as verified."""
+    """Taken leads' sends turn pushed (one ``email_sent`` event each) and the leads active; each
+    refused lead's send turns failed, gets its own dead letter, and its address is suppressed and
+    no longer counts as verified."""
     lead_ids = [s.lead_id for s in verdict.accepted]
     if lead_ids:
         # Unkeyed events for the sends this statement turned pushed: queued → pushed happens once
         # per send (and a lead has one send), so no key claim per lead is needed.
         pushed = [row[0] for row in conn.execute(_MARK_PUSHED_SQL, (now, batch_date, lead_ids))]
+        conn.execute(_ACTIVATE_SQL, (pushed,))
         record_lead_events(
             conn, Event.EMAIL_SENT, stage=STAGE, lead_ids=pushed,
             payload={"campaign_id": campaign}, run_id=run_id, partition_key=batch_date.isoformat(),
@@ -422,12 +462,15 @@ def record_chunk(
 
 
 class AnswerRecorder:
-    """Commits each finished chunk's answers on a thread and a connection of its own, so the
-    uploads and the reading of the next sends go on meanwhile. No wait for the WAL flush: an
-    answer a crash loses leaves its sends queued, and the re-run pushes them again, which Instantly
-    skips (already in the campaign). The only writer of the answers' counters of the outcome. A
-    recording that fails sets ``stop``: nothing more is uploaded, and the error is raised by
-    :func:`settle`."""
+    """Commits each finished chunk's answers on threads and connections of their own, so the
+    uploads and the reading of the next sends go on meanwhile (two at once: activating a chunk's
+    leads rewrites 1,000 wide rows, about as long as an upload takes). No wait for the WAL flush:
+    an answer a crash loses leaves its sends queued, and the re-run pushes them again, which
+    Instantly skips (already in the campaign). A chunk's counts join the outcome once its answers
+    are committed. A recording that fails sets ``stop``: nothing more is uploaded, and the error is
+    raised by :func:`settle`."""
+
+    RECORDERS = 2
 
     def __init__(self, connection: ConnectionFactory, outcome: DayPush, *, stop: threading.Event, now: datetime,
                  run_id: str | None) -> None:
@@ -437,7 +480,8 @@ class AnswerRecorder:
         self.now = now
         self.run_id = run_id
         self.seconds = 0.0
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="instantly-record")
+        self._counting = threading.Lock()
+        self.thread = ThreadPoolExecutor(max_workers=self.RECORDERS, thread_name_prefix="instantly-record")
 
     def record(self, sent: ChunkPush | None) -> Future[None] | None:
         """Queue one chunk's answers for recording."""
@@ -445,15 +489,17 @@ class AnswerRecorder:
 
     def _record(self, sent: ChunkPush) -> None:
         mark = time.perf_counter()
+        tally = DayPush(self.outcome.batch_date)
         try:
             with self.connection() as conn:
                 conn.execute("SET LOCAL synchronous_commit = off")
-                record_chunk(conn, sent, self.outcome, batch_date=self.outcome.batch_date, now=self.now,
-                             run_id=self.run_id)
+                record_chunk(conn, sent, tally, batch_date=tally.batch_date, now=self.now, run_id=self.run_id)
         except BaseException:
             self.stop.set()
             raise
-        self.seconds += time.perf_counter() - mark
+        with self._counting:
+            self.outcome.add_answers(tally)
+            self.seconds += time.perf_counter() - mark
 
 
 def settle(upload: Future[Future[None] | None]) -> None:
@@ -476,18 +522,16 @@ def push_day(
     """Push ``batch_date``'s queued sends, ``instantly.max_concurrency`` chunks in flight.
 
     The sends are read a page at a time and each chunk leaves as soon as it is read and has its
-    tokens, while the answers of earlier chunks are recorded (:class:`AnswerRecorder`). The first
-    upload goes alone: a wrong key or a provider that is down is found with one call, not with one
-    per thread; after a failure that makes the provider unusable, the remaining chunks are only
-    counted (their sends stay queued).
+    tokens, while the answers of earlier chunks are recorded (:class:`AnswerRecorder`); sends that
+    must not leave after all are withdrawn once read. The first upload goes alone: a wrong key or a
+    provider that is down is found with one call, not with one per thread; after a failure that
+    makes the provider unusable, the remaining chunks are only counted (their sends stay queued).
     """
     outcome = DayPush(batch_date)
     started = time.perf_counter()
-    with connection() as conn:
-        outcome.withdrawn = withdraw_uncontactable(conn, batch_date)
-    withdrawn_at = time.perf_counter()
     first_upload_at: float | None = None
     reading = 0.0
+    withdrawn: list[PendingSend] = []
     pusher = ChunkPusher(instantly, consent_base_url)
     recorder = AnswerRecorder(connection, outcome, stop=pusher.stop, now=now, run_id=run_id)
     pool = ThreadPoolExecutor(max_workers=instantly.max_concurrency, thread_name_prefix="instantly-push")
@@ -495,11 +539,19 @@ def push_day(
     def upload(campaign: str, chunk: list[PendingSend]) -> Future[None] | None:
         return recorder.record(pusher.push(campaign, chunk))
 
+    def deliverable(sends: Iterable[PendingSend]) -> Iterator[PendingSend]:
+        for send in sends:
+            if send.withdrawal:
+                withdrawn.append(send)
+            else:
+                yield send
+
     uploads: list[Future[Future[None] | None]] = []
     try:
         with connection() as read:
             mark = time.perf_counter()
-            for campaign, chunk in chunks_by_campaign(stream_pending_sends(read, batch_date), instantly.chunk_size):
+            for campaign, chunk in chunks_by_campaign(deliverable(stream_pending_sends(read, batch_date)),
+                                                      instantly.chunk_size):
                 outcome.pending += len(chunk)
                 if pusher.stop.is_set():
                     continue
@@ -511,6 +563,9 @@ def push_day(
                     first_upload_at = time.perf_counter()
                     settle(uploads[0])
                 mark = time.perf_counter()
+        withdrawing = time.perf_counter()
+        outcome.withdrawn = withdraw_sends(connection, batch_date, withdrawn)
+        withdrawn_in = time.perf_counter() - withdrawing
         for sent in uploads:
             settle(sent)
     finally:
@@ -519,10 +574,10 @@ def push_day(
     outcome.unpushed = outcome.pending - outcome.pushed - outcome.rejected
     ended = time.perf_counter()
     outcome.phases = {
-        "withdraw_s": round(withdrawn_at - started, 3),
-        "first_upload_after_s": round((first_upload_at or ended) - withdrawn_at, 3),
+        "first_upload_after_s": round((first_upload_at or ended) - started, 3),
         "upload_s": round(ended - (first_upload_at or ended), 3),
         "read_s": round(reading, 3),
         "record_s": round(recorder.seconds, 3),
+        "withdraw_s": round(withdrawn_in, 3),
     }
     return outcome

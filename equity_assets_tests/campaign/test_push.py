@@ -17,12 +17,14 @@ from .helpers import (
     add_broker,
     add_leads,
     definitions,
+    email_of,
     instantly,
     materialization_metadata,
     refresh,
     run_campaign,
     select_only,
     sends,
+    suppress,
 )
 
 MONDAY = "2026-11-16"
@@ -33,6 +35,32 @@ def tokens_by_lead(control: SandboxControl, campaign_id: str) -> dict[str, str]:
         lead["custom_variables"]["lead_id"]: urlsplit(lead["custom_variables"]["consent_url"]).path.rsplit("/", 1)[1]
         for lead in control.campaign_leads(campaign_id)
     }
+
+
+def lead_statuses(db) -> dict[tuple[str, str], int]:
+    """(send status, lead status) → how many, over the leads that have a send."""
+    return {(send, lead): n for send, lead, n in db.execute(
+        """SELECT cs.status, l.campaign_status::text, count(*) FROM campaign_sends cs JOIN leads l ON l.id = cs.lead_id
+           GROUP BY 1, 2""")}
+
+
+def test_a_lead_that_replied_before_its_push_stays_replied(db, campaign, sandbox_control):
+    broker = add_broker(db, cap=3)
+    quick, other, opted_out = add_leads(db, broker, [90.0, 80.0, 70.0])
+    refresh(campaign)
+    select_only(db, MONDAY)
+    assert lead_statuses(db) == {("queued", "queued"): 3}
+    # between selection and push: one lead answers an earlier mail, one opts out
+    db.execute("UPDATE leads SET campaign_status = 'replied' WHERE id = %s", (quick,))
+    db.execute("UPDATE leads SET campaign_status = 'do_not_contact' WHERE id = %s", (opted_out,))
+
+    result = run_campaign(campaign, partition=MONDAY)
+
+    assert result.success
+    statuses = dict(db.execute("SELECT id, campaign_status::text FROM leads"))
+    assert statuses == {quick: "replied", other: "active", opted_out: "do_not_contact"}
+    assert dict(db.execute("SELECT lead_id, status FROM campaign_sends")) == {
+        quick: "pushed", other: "pushed", opted_out: "failed"}
 
 
 def test_rerun_after_instantly_failed_half_way_pushes_only_the_rest(db, pipeline_postgres, start_sandbox):
@@ -53,6 +81,8 @@ def test_rerun_after_instantly_failed_half_way_pushes_only_the_rest(db, pipeline
     assert outage.campaign_leads(f"camp-{b}") == []
     status = [s for *_, s in sends(db)]
     assert status.count("pushed") == 10 and status.count("queued") == 20
+    # a lead turns active when Instantly has it, not when it is selected
+    assert lead_statuses(db) == {("pushed", "active"): 10, ("queued", "queued"): 20}
     tokens_before = dict(db.execute("SELECT lead_id, consent_token_id FROM campaign_sends"))
 
     # The re-run talks to a workspace that has seen nothing: whatever it receives was re-sent.
@@ -68,6 +98,7 @@ def test_rerun_after_instantly_failed_half_way_pushes_only_the_rest(db, pipeline
     assert len(first | set(second)) == 30
     assert healthy.stats()["records"]["instantly_leads"] == 20
     assert {s for *_, s in sends(db)} == {"pushed"}
+    assert lead_statuses(db) == {("pushed", "active"): 30}
     # the queued rows kept their tokens: the links already minted are the ones mailed
     assert dict(db.execute("SELECT lead_id, consent_token_id FROM campaign_sends")) == tokens_before
     assert db.execute("SELECT count(*) FROM consent_tokens").fetchone()[0] == 30
@@ -184,3 +215,24 @@ def test_a_recording_that_fails_stops_the_uploads_and_fails_the_push(db, pipelin
     assert 2 <= sum(sandbox_control.stats()["requests"].values()) < 8
     statuses = [status for *_, status in sends(db)]
     assert statuses.count("pushed") == 2 and statuses.count("queued") == 14
+
+
+def test_a_lead_that_opts_out_after_the_gates_is_withdrawn_by_the_push(db, pipeline_postgres, sandbox_url,
+                                                                      sandbox_control):
+    broker = add_broker(db, cap=3)
+    unsubscribed, dnc, fine = add_leads(db, broker, [3, 2, 1])
+    refresh(definitions(pipeline_postgres, instantly(sandbox_url)))
+    select_only(db, MONDAY)
+    suppress(db, email_of(db, unsubscribed))
+    db.execute("UPDATE leads SET campaign_status = 'do_not_contact' WHERE id = %s", (dnc,))
+
+    day = push.push_day(pipeline_postgres.connection, instantly(sandbox_url), date.fromisoformat(MONDAY),
+                        consent_base_url="http://127.0.0.1:8080", now=datetime.now(UTC))
+
+    assert (day.withdrawn, day.pending, day.pushed, day.unpushed) == (2, 1, 1, 0)
+    assert [lead["email"] for lead in sandbox_control.campaign_leads(f"camp-{broker}")] == [email_of(db, fine)]
+    assert dict(db.execute("SELECT lead_id, coalesce(error, status) FROM campaign_sends")) == {
+        unsubscribed: "withdrawn before push: email suppressed",
+        dnc: "withdrawn before push: do_not_contact",
+        fine: "pushed",
+    }
