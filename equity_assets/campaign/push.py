@@ -335,7 +335,8 @@ def record_verdict(
         # Unkeyed events for the sends this statement turned pushed: queued → pushed happens once
         # per send (and a lead has one send), so no key claim per lead is needed.
         pushed = [row[0] for row in conn.execute(_MARK_PUSHED_SQL, (now, batch_date, lead_ids))]
-        conn.execute(_ACTIVATE_SQL, (pushed,))
+        if pushed:
+            conn.execute(_ACTIVATE_SQL, (pushed,))
         record_lead_events(
             conn, Event.EMAIL_SENT, stage=STAGE, lead_ids=pushed,
             payload={"campaign_id": campaign}, run_id=run_id, partition_key=batch_date.isoformat(),
