@@ -300,3 +300,18 @@ def test_overlapping_selections_of_one_date_fill_each_broker_to_its_cap_once(db,
     assert [len([r for r in rows if r[2] == broker]) for broker in brokers] == caps
     assert db.execute("SELECT count(*) FROM consent_tokens").fetchone()[0] == sum(caps)
     assert db.execute("SELECT count(*) FROM pipeline_events WHERE event_type = 'campaign_queued'").fetchone()[0] == sum(caps)
+
+
+def test_a_lead_reassigned_after_the_refresh_waits_for_the_next_one(db, campaign, sandbox_control):
+    first, second = add_broker(db, cap=5), add_broker(db, cap=5)
+    (moved,) = add_leads(db, first, [50.0])
+    refresh(campaign)
+    # The 05:30 set says `first` mails this lead; it is reassigned before 06:00.
+    db.execute("UPDATE leads SET assigned_broker_id = %s WHERE id = %s", (second, moved))
+
+    select_only(db, MONDAY)
+    assert sends(db) == []  # neither broker: the set's verdict was for the other one
+
+    refresh(campaign)
+    select_only(db, "2026-11-17")
+    assert [(lead, broker) for _, lead, broker, _ in sends(db)] == [(moved, second)]
