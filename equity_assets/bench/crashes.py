@@ -34,14 +34,17 @@ from ..db.resources import PostgresResource
 from ..ingest.assets import deduped_leads
 from ..ingest.checks import DUPLICATE_KEYS_SQL
 from ..ingest.definitions import defs as ingest_defs
+from ..ingest.merge import MERGE_LOCK_KEY
 from ..ingest.partitions import uploads_partitions
 from ..ingest.synthetic import write_propstream_csv
 from .common import fresh_database, process_children
 
 SHOW = 10
+# the merge holds its advisory lock (a single bigint key: pg_locks shows its low 32 bits as objid)
 _MERGE_LOCK = """
-SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-WHERE c.relname = 'leads' AND l.mode = 'ShareRowExclusiveLock' AND l.granted
+SELECT l.pid FROM pg_locks l
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.objid = (hashtext(%s)::bigint & 4294967295)::oid
 """
 
 
@@ -111,7 +114,7 @@ def _wait_for_merge(admin_dsn: str, child: subprocess.Popen, timeout_s: float) -
     deadline = time.monotonic() + timeout_s
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         while child.poll() is None and time.monotonic() < deadline:
-            if conn.execute(_MERGE_LOCK).fetchone():
+            if conn.execute(_MERGE_LOCK, (MERGE_LOCK_KEY,)).fetchone():
                 return True
             time.sleep(0.02)
     return False
@@ -138,10 +141,25 @@ def server_of_our_own(cluster: EmbeddedCluster | None) -> Iterator[EmbeddedClust
             yield new
 
 
+def _wait_for_committed_part(admin_dsn: str, child: subprocess.Popen, timeout_s: float) -> bool:
+    """True once some rows of the merging upload have lineage (a worker's part committed) while the
+    merge still holds its lock; False if the merge ended first."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        while child.poll() is None and time.monotonic() < deadline:
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM lead_sources)").fetchone()[0]:
+                return bool(conn.execute(_MERGE_LOCK, (MERGE_LOCK_KEY,)).fetchone())
+            time.sleep(0.01)
+    return False
+
+
 def ingest_crash(kill: str = "run", rows: int = 20_000, *, kill_delay_s: float = 0.3, seed: int = 7,
-                 timeout_s: float = 600.0, cluster: EmbeddedCluster | None = None) -> dict[str, Any]:
+                 timeout_s: float = 600.0, cluster: EmbeddedCluster | None = None,
+                 after_committed_part: bool = False) -> dict[str, Any]:
     """SIGKILL the ingest run (``kill="run"``) or the database (``"database"``) mid-merge; re-run; account.
 
+    With ``after_committed_part`` the kill waits until the merge's insert worker has committed a
+    part of the new rows (an upload big enough for the worker: ≥ 50,000 new single rows).
     ``cluster`` must be a server of the caller's own (see ``own_cluster``): it may be killed.
     """
     if kill not in ("run", "database"):
@@ -155,7 +173,9 @@ def ingest_crash(kill: str = "run", rows: int = 20_000, *, kill_delay_s: float =
         child = subprocess.Popen(_equity("ingest", str(path), "--json"), env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         in_merge = _wait_for_merge(admin, child, timeout_s)
-        if in_merge:
+        if in_merge and after_committed_part:
+            in_merge = _wait_for_committed_part(admin, child, timeout_s)
+        elif in_merge:
             time.sleep(kill_delay_s)
         still_merging = child.poll() is None and bool(_merge_holder(admin))
         killed: list[int] = []
@@ -176,7 +196,8 @@ def ingest_crash(kill: str = "run", rows: int = 20_000, *, kill_delay_s: float =
             crashed_upload = conn.execute("SELECT id::text FROM uploads ORDER BY received_at LIMIT 1").fetchone()[0]
             after_crash = conn.execute(
                 """SELECT (SELECT count(*) FROM leads), (SELECT count(*) FROM leads_staging),
-                          (SELECT status FROM uploads WHERE id = %s)""", (crashed_upload,)).fetchone()
+                          (SELECT status FROM uploads WHERE id = %s), (SELECT count(*) FROM lead_sources)""",
+                (crashed_upload,)).fetchone()
         rerun = _rerun_merge(app, crashed_upload)
         again = subprocess.run(_equity("ingest", str(path), "--json"), env=env, capture_output=True, text=True,
                                timeout=timeout_s)
@@ -196,11 +217,12 @@ def ingest_crash(kill: str = "run", rows: int = 20_000, *, kill_delay_s: float =
     lost = [("first", r) for r in first["lost"]] + [("second", r) for r in second["lost"]]
     return {
         "injected": {"signal": "SIGKILL", "target": "equity ingest" if kill == "run" else "postgres (every process)",
-                     "processes_killed": len(killed), "file_rows": file_rows, "merge_held_leads_lock": in_merge,
+                     "processes_killed": len(killed), "file_rows": file_rows, "merge_held_its_lock": in_merge,
                      "kill_delay_s": kill_delay_s, "still_merging_at_kill": still_merging},
         "found": {"killed_mid_merge": in_merge and still_merging and after_crash[2] != "merged",
                   "child_exit_code": child_exit,
-                  "after_crash": {"leads": after_crash[0], "staged_rows": after_crash[1], "status": after_crash[2]},
+                  "after_crash": {"leads": after_crash[0], "staged_rows": after_crash[1], "status": after_crash[2],
+                                  "merged_rows": after_crash[3]},
                   "rerun": rerun, "second_ingest_exit_code": again.returncode,
                   "second_ingest_error_tail": again.stderr[-400:] if again.returncode else "",
                   "statuses": [first["status"], second["status"]], "leads": leads,
@@ -215,7 +237,7 @@ def ingest_crash(kill: str = "run", rows: int = 20_000, *, kill_delay_s: float =
 
 def _merge_holder(admin_dsn: str) -> list[int]:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        return [r[0] for r in conn.execute(_MERGE_LOCK)]
+        return [r[0] for r in conn.execute(_MERGE_LOCK, (MERGE_LOCK_KEY,))]
 
 
 def _rerun_merge(app_dsn: str, upload_id: str) -> dict[str, Any]:

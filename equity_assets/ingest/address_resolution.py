@@ -118,19 +118,27 @@ def resolve_address_identity(conn: psycopg.Connection, upload_id: str) -> int:
 def rekey_touched_leads(conn: psycopg.Connection, upload_id: str) -> int:
     """Re-derive addr_hash from the stored address of every lead this upload merged into (a merge
     may have given a lead its first ZIP or its street type), unless another lead holds that key."""
-    return conn.execute(
+    # the touched ids first, counted: the upload's lineage may be committed by the merge's insert
+    # workers while this runs, so lead_sources' statistics can say anything about it
+    conn.execute(
+        """CREATE TEMP TABLE rekey_touched ON COMMIT DROP AS
+           SELECT DISTINCT lead_id AS id FROM lead_sources WHERE upload_id = %s AND matched_on <> 'new'""",
+        (upload_id,),
+    )
+    conn.execute("ANALYZE rekey_touched")
+    changed = conn.execute(
         """WITH touched AS MATERIALIZED (
                SELECT l.id, l.addr_hash AS stored,
                       lead_address_hash(l.addr_std, l.addr_city, l.property_state, l.property_zip) AS h
-               FROM leads l
-               WHERE l.addr_std IS NOT NULL AND NOT l.broker_created
-                 AND l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %s AND matched_on <> 'new')),
+               FROM rekey_touched t JOIN leads l ON l.id = t.id
+               WHERE l.addr_std IS NOT NULL AND NOT l.broker_created),
            -- only leads whose key changes go on (usually none of the ~150k folded leads of a 1M
            -- upload); a touched lead already keyed at h still blocks a twin through NOT EXISTS
            want AS (SELECT id, h FROM touched WHERE h IS NOT NULL AND stored IS DISTINCT FROM h)
            UPDATE leads l SET addr_hash = w.h FROM want w
            WHERE l.id = w.id
              AND w.h IN (SELECT h FROM want GROUP BY h HAVING count(*) = 1)
-             AND NOT EXISTS (SELECT 1 FROM leads o WHERE o.addr_hash = w.h AND NOT o.broker_created)""",
-        (upload_id,),
+             AND NOT EXISTS (SELECT 1 FROM leads o WHERE o.addr_hash = w.h AND NOT o.broker_created)"""
     ).rowcount
+    conn.execute("DROP TABLE rekey_touched")
+    return changed

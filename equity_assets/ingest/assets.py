@@ -149,7 +149,7 @@ def ensure_staged(conn, upload_id: str, run_id: str, log) -> bool:
     automation_condition=dg.AutomationCondition.eager(),
 )
 def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
-    """The upload's staged rows merged into `leads` in one set-based transaction: MAK → APN →
+    """The upload's staged rows merged into `leads` set-based: MAK → APN →
     addr_hash, in-batch duplicates collapsed, safe merges (never NULL over a value, booleans OR,
     arrays union), key conflicts recorded in `lead_key_conflicts`, lineage in `lead_sources`.
 
@@ -160,7 +160,8 @@ def deduped_leads(context: dg.AssetExecutionContext, postgres: PostgresResource)
     started = time.perf_counter()
     with postgres.connection() as conn:
         restaged = ensure_staged(conn, upload_id, context.run.run_id, context.log)
-        counts = merge_upload(conn, upload_id)
+        conn.commit()  # the merge's insert workers read the staged rows from their own connections
+        counts = merge_upload(conn, upload_id, connect=postgres.connection)
         analyze(conn, "lead_sources")
         analyze(conn, "leads")
         already = conn.execute(

@@ -6,31 +6,42 @@ handful of statements instead of one round trip per row:
 0. A row whose addr_hash matches no lead first takes the addr_hash of the property its address
    names (`address_resolution`); after step 5, leads the merge completed are re-keyed there too.
 1. Every staged row is matched against existing leads on the three keys at once (hash joins).
-2. Rows that share a key inside the upload, or resolve to the same existing lead, form a group.
-   Only rows whose keys repeat take part; their keys are streamed out with COPY and the
-   connected components, rounds and folding are worked out in numpy (`grouping`), then COPYed
-   back as a small plan table (no UPDATE pass over the work table per key hop).
-3. A group whose rows agree on every key and match no existing lead (the usual in-file
+2. A row that shares no key with another row and matches no lead (most rows) is a new lead of
+   its own: inserted straight from staging with its lineage (`insert_new_singles`). At scale a
+   worker connection inserts such rows in parts, each committed with its lineage, while this
+   connection does steps 3–5 and then takes the parts left.
+3. The other rows form groups: rows that share a key inside the upload, or resolve to the same
+   existing lead. Their keys are streamed out with COPY and the connected components, rounds and
+   folding are worked out in numpy (`grouping`), then COPYed back as a small plan table.
+4. A group whose rows agree on every key and match no existing lead (the usual in-file
    duplicate) is folded into one record with the `lead_fold` aggregate (`lead_merge()` in file
    order) and inserted once, under the lead id the plan gave the group; the group's other rows
    get their lineage (`in_batch`) in the same statement as the round's rows.
-4. Other groups are applied in rounds: round r holds the r-th row of every group, so no
+5. Other groups are applied in rounds: round r holds the r-th row of every group, so no
    statement touches a lead twice or inserts one key twice. Each round matches MAK → APN →
    addr_hash, records keys that point at another lead in `lead_key_conflicts` (and does not
    apply them), folds the row into its lead with `lead_merge()` (the same rules as
-   `upsert_lead`), and inserts the rest as new leads.
-5. `lead_sources` records which lead every row became and which key matched.
+   `upsert_lead`), inserts the rest as new leads, and records lineage (`lead_sources`: which lead
+   every row became and which key matched).
 
-Writers to `leads` are serialized for the duration (SHARE ROW EXCLUSIVE: readers go on).
-Re-running an upload changes nothing: rows that already have lineage are skipped (the merge is
-one transaction, so lineage exists for all rows of an upload or for none).
+Merges run one at a time (a transaction-level advisory lock); readers and other writers of
+`leads` go on. A concurrent writer of the same key (verification giving a lead its MAK) makes
+one of the two fail on the unique index, and its re-run sees the other's lead. Re-running an
+upload changes nothing: lineage is the receipt, written in the same transaction as the leads it
+accounts for, so rows with lineage are skipped and the rest are merged.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
@@ -153,7 +164,7 @@ WHERE mak IN (SELECT mak FROM merge_keys WHERE mak IS NOT NULL GROUP BY 1 HAVING
 def fetch_linked_rows(conn: psycopg.Connection) -> pd.DataFrame:
     """The linked rows' keys, streamed out with COPY and read by Arrow (no Python object per value)."""
     buffer = bytearray()
-    with conn.cursor().copy(f"COPY ({LINKED_ROWS_SQL}) TO STDOUT (FORMAT csv)") as copy:
+    with conn.cursor().copy("COPY merge_linked TO STDOUT (FORMAT csv)") as copy:
         for block in copy:
             buffer += block
     names = ["rn", *LINK_COLUMNS]
@@ -170,9 +181,22 @@ def fetch_linked_rows(conn: psycopg.Connection) -> pd.DataFrame:
     return table.to_pandas()
 
 
+def find_single_rows(conn: psycopg.Connection) -> list[int]:
+    """The row numbers of rows that share no key with another row and match no lead: a new lead
+    each (`insert_new_singles`). The linked rows' keys are kept in `merge_linked` for the grouping."""
+    conn.execute(f"CREATE TEMP TABLE merge_linked ON COMMIT DROP AS {LINKED_ROWS_SQL}")
+    conn.execute("CREATE UNIQUE INDEX ON merge_linked (rn)")
+    return conn.cursor(binary=True).execute(
+        """SELECT coalesce(array_agg(k.rn ORDER BY k.rn), '{}') FROM merge_keys k
+           WHERE coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL
+             AND NOT EXISTS (SELECT 1 FROM merge_linked l WHERE l.rn = k.rn)"""
+    ).fetchone()[0]
+
+
 def group_linked_rows(conn: psycopg.Connection) -> int:
-    """merge_rows: merge_keys with each row's group, round and folding (see `grouping`), and the
-    id a new lead made from it would take. Returns the number of rounds."""
+    """merge_rows: the rows of `merge_linked` and those that match a lead, with each row's group,
+    round and folding (see `grouping`) and the id a new lead made from it would take. Returns the
+    number of rounds."""
     plan = plan_groups(fetch_linked_rows(conn))
     conn.execute("CREATE TEMP TABLE merge_plan (rn integer PRIMARY KEY, grp bigint, round integer, folded boolean, "
                  "new_id uuid) ON COMMIT DROP")
@@ -184,26 +208,53 @@ def group_linked_rows(conn: psycopg.Connection) -> int:
             copy.write(sink.getvalue().to_pybytes())
         conn.execute("ANALYZE merge_plan")
     conn.execute(
-        f"""CREATE TEMP TABLE merge_rows ON COMMIT DROP AS
-            SELECT k.rn, k.mak, k.apn, k.property_state, k.county, k.apn_key, k.addr_hash,
-                   k.by_mak, k.by_apn, k.by_addr,
-                   coalesce(p.grp, k.rn) AS grp, coalesce(p.round, 1) AS round,
-                   coalesce(p.folded, false) AS folded,
-                   -- the id a new lead made from this row would take (minted at staging); every
-                   -- row of a folded group carries its group's id (given by the plan)
-                   coalesce(p.new_id, CASE WHEN coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL THEN k.new_lead_id END)
-                       AS new_id
-            FROM merge_keys k LEFT JOIN merge_plan p USING (rn)"""
+        """CREATE TEMP TABLE merge_rows ON COMMIT DROP AS
+           SELECT k.rn, k.mak, k.apn, k.property_state, k.county, k.apn_key, k.addr_hash,
+                  k.by_mak, k.by_apn, k.by_addr,
+                  coalesce(p.grp, k.rn) AS grp, coalesce(p.round, 1) AS round,
+                  coalesce(p.folded, false) AS folded,
+                  -- the id a new lead made from this row would take (minted at staging); every
+                  -- row of a folded group carries its group's id (given by the plan)
+                  coalesce(p.new_id, CASE WHEN coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL THEN k.new_lead_id END)
+                      AS new_id
+           FROM merge_keys k LEFT JOIN merge_plan p USING (rn)
+           WHERE p.rn IS NOT NULL OR coalesce(k.by_mak, k.by_apn, k.by_addr) IS NOT NULL"""
     )
-    conn.execute("DROP TABLE merge_keys, merge_plan")
+    conn.execute("DROP TABLE merge_keys, merge_linked, merge_plan")
     conn.execute("CREATE UNIQUE INDEX ON merge_rows (rn)")
     # without statistics on the target expression the planner takes "no existing lead" for 0.5%
-    # of the rows and joins each new lead's staged row by index (a nested loop over ~700k rows)
+    # of the rows and joins each new lead's staged row by index (a nested loop over ~100k rows)
     conn.execute("CREATE STATISTICS pg_temp.merge_rows_target ON (coalesce(by_mak, by_apn, by_addr)) FROM merge_rows")
     # later rounds are small: let the planner see that and use the staging index
     conn.execute("CREATE INDEX ON merge_rows (round) WHERE round <> 1")
     conn.execute("ANALYZE merge_rows")
     return plan.rounds
+
+
+# The staged rows of `insert_new_singles`: the planner sees the array's length, and reads staging once
+# in row order (a merge join) rather than probing it once per row.
+SINGLE_ROWS = "unnest(%(rows)s::integer[]) r(rn) JOIN leads_staging s ON s.upload_id = %(upload)s AND s.row_number = r.rn"
+
+
+def insert_new_singles(conn: psycopg.Connection, upload_id: str, rows: list[int], leads, ingest) -> int:
+    """A new lead for each of `rows` (staged rows that share no key with another row or a lead),
+    under the id it was staged with, and its lineage ('new'). Returns the number inserted."""
+    if not rows:
+        return 0
+    inserted = conn.execute(
+        sql.SQL(
+            f"""INSERT INTO leads (id, first_upload_id, source, {{cols}})
+               SELECT s.new_lead_id, %(upload)s, 'upload', {{vals}} FROM {SINGLE_ROWS}"""
+        ).format(cols=sql.SQL(", ").join(map(sql.Identifier, ingest)),
+                 vals=sql.SQL(", ").join(_insert_value(c, leads, "s") for c in ingest)),
+        {"upload": upload_id, "rows": rows},
+    ).rowcount
+    conn.execute(
+        f"""INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
+            SELECT %(upload)s, s.row_number, s.new_lead_id, 'new' FROM {SINGLE_ROWS}""",
+        {"upload": upload_id, "rows": rows},
+    )
+    return inserted
 
 
 TARGET = "coalesce(m.by_mak, m.by_apn, m.by_addr)"
@@ -353,10 +404,67 @@ def _insert_value(column: str, leads: list[tuple[str, str]], source: str) -> sql
     return value
 
 
-def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
-    """Merge one upload's staged rows into leads, inside the caller's transaction."""
+# Merges run one at a time (each decides who owns which key); other writers of leads go on.
+MERGE_LOCK_KEY = "ingest:merge"
+# New single rows are inserted in parts by a worker connection while the merge's own connection
+# applies the rest, which then takes parts too: two backends busy on a 2-core machine, not more
+# (a new lead is an entry in ~8 indexes, the merge's largest cost). Below PARALLEL_MIN_ROWS the
+# merge's connection inserts them alone.
+INSERT_WORKERS = 1
+PARALLEL_MIN_ROWS = 50_000
+PART_ROWS = 25_000
+# A worker never waits for the merge's own transaction (its rows share no key with any other
+# row); a wait means a concurrent writer of the same key, so fail instead of waiting on it.
+WORKER_LOCK_TIMEOUT = "30s"
+
+Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
+
+
+class SingleRowParts:
+    """The new single rows in parts, handed to whichever connection is free; none after a failure."""
+
+    def __init__(self, rows: list[int], part_rows: int) -> None:
+        self._parts = deque(rows[i:i + part_rows] for i in range(0, len(rows), part_rows))
+        self._lock = threading.Lock()
+        self.failed = False
+
+    def take(self) -> list[int] | None:
+        with self._lock:
+            return None if self.failed or not self._parts else self._parts.popleft()
+
+
+def insert_parts(parts: SingleRowParts, insert: Callable[[list[int]], int]) -> int:
+    """Insert parts until none are left; a failure stops every taker."""
+    inserted = 0
+    try:
+        while (part := parts.take()) is not None:
+            inserted += insert(part)
+    except BaseException:
+        parts.failed = True
+        raise
+    return inserted
+
+
+def _insert_committed(connect: Connect, upload_id: str, rows: list[int], leads, ingest) -> int:
+    """A worker's part: the leads and their lineage, committed together."""
+    with connect() as conn:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (WORKER_LOCK_TIMEOUT,))
+        return insert_new_singles(conn, upload_id, rows, leads, ingest)
+
+
+def merge_upload(conn: psycopg.Connection, upload_id: str, connect: Connect | None = None, *,
+                 workers: int = INSERT_WORKERS, parallel_min_rows: int = PARALLEL_MIN_ROWS,
+                 part_rows: int = PART_ROWS) -> MergeCounts:
+    """Merge one upload's staged rows into leads, inside the caller's transaction.
+
+    With `connect` (a committed-on-exit connection factory) and at least `parallel_min_rows` new
+    single rows, `workers` connections insert parts of those rows while this one applies the rest
+    and then takes parts too. Each worker's part commits its leads with their lineage, so after a
+    failure anywhere every row is merged with its lineage or not at all, and a re-run merges the
+    rest. The staged rows must be committed.
+    """
     started = time.perf_counter()
-    conn.execute("LOCK TABLE leads IN SHARE ROW EXCLUSIVE MODE")
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MERGE_LOCK_KEY,))
     # the fold sorts every duplicate row of the upload (~290k wide rows at 1M): in memory, not on disk
     conn.execute("SET LOCAL work_mem = '256MB'")
     leads, ingest = catalog(conn)
@@ -365,23 +473,51 @@ def merge_upload(conn: psycopg.Connection, upload_id: str) -> MergeCounts:
     lap("resolve_addresses_s")
     staged = build_work_table(conn, upload_id)
     lap("match_keys_s")
-    rounds = group_linked_rows(conn) if staged else 0
-    if not staged:
-        conn.execute("CREATE TEMP TABLE merge_rows ON COMMIT DROP AS SELECT *, 0 AS round FROM merge_keys")
-    lap("group_s")
-    totals = {"inserted": 0, "updated": 0, "conflicts": 0, "unchanged": 0}
-    apply_lap = Laps()  # where apply_s goes, summed over rounds
-    # rows folded into an earlier row of their group (round 0) are merged in batch
-    in_batch = conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
-    for r in range(1, rounds + 1):
-        counts = apply_round(conn, upload_id, r, leads, ingest, in_batch if r == 1 else 0, apply_lap)
-        for k in totals:
-            totals[k] += counts[k]
-        if r > 1:
-            in_batch += counts["rows"]
-    lap("apply_s")
-    rekeyed_leads = rekey_touched_leads(conn, upload_id)
-    lap("rekey_s")
+    singles = find_single_rows(conn) if staged else []
+    lap("find_singles_s")
+    parallel = connect is not None and workers > 0 and len(singles) >= parallel_min_rows
+    # the address resolution above rewrote staged keys of linked rows only: what the workers read of
+    # the single rows is what staging committed
+    parts = SingleRowParts(singles, part_rows if parallel else max(len(singles), 1))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge-insert") if parallel else None
+    jobs = [pool.submit(insert_parts, parts, lambda rows: _insert_committed(connect, upload_id, rows, leads, ingest))
+            for _ in range(workers)] if pool else []
+    singles_started = time.perf_counter()
+
+    def here(rows: list[int]) -> int:
+        return insert_new_singles(conn, upload_id, rows, leads, ingest)
+
+    try:
+        singles_inserted = 0 if parallel else insert_parts(parts, here)
+        if not parallel:
+            lap("new_singles_s")
+        rounds = group_linked_rows(conn) if staged else 0
+        if not staged:
+            conn.execute("CREATE TEMP TABLE merge_rows ON COMMIT DROP AS SELECT *, 0 AS round FROM merge_keys")
+        lap("group_s")
+        totals = {"inserted": 0, "updated": 0, "conflicts": 0, "unchanged": 0}
+        apply_lap = Laps()  # where apply_s goes, summed over rounds
+        # rows folded into an earlier row of their group (round 0) are merged in batch
+        in_batch = conn.execute("SELECT count(*) FROM merge_rows WHERE round = 0").fetchone()[0]
+        for r in range(1, rounds + 1):
+            counts = apply_round(conn, upload_id, r, leads, ingest, in_batch if r == 1 else 0, apply_lap)
+            for k in totals:
+                totals[k] += counts[k]
+            if r > 1:
+                in_batch += counts["rows"]
+        lap("apply_s")
+        rekeyed_leads = rekey_touched_leads(conn, upload_id)
+        lap("rekey_s")
+        if pool:
+            singles_inserted = insert_parts(parts, here)  # what the workers have not taken yet
+            singles_inserted += sum(job.result() for job in jobs)  # a worker's error fails the merge
+            lap("singles_tail_s")
+            apply_lap.seconds["new_singles_s"] = time.perf_counter() - singles_started
+    finally:
+        if pool:
+            parts.failed = True  # on an error here, workers take no more parts
+            pool.shutdown(wait=True)  # never leave a worker writing after the merge has returned
+    totals["inserted"] += singles_inserted
     conn.execute("DROP TABLE IF EXISTS merge_keys, merge_rows")
     return MergeCounts(
         staged=staged,
