@@ -231,9 +231,11 @@ def group_linked_rows(conn: psycopg.Connection) -> int:
     return plan.rounds
 
 
-# The staged rows of `insert_new_singles`: the planner sees the array's length, and reads staging once
-# in row order (a merge join) rather than probing it once per row.
-SINGLE_ROWS = "unnest(%(rows)s::integer[]) r(rn) JOIN leads_staging s ON s.upload_id = %(upload)s AND s.row_number = r.rn"
+# The staged rows of `insert_new_singles`: the planner sees the array's length and reads the part's
+# range of staging once (a hash or merge join) rather than probing it once per row. Without the
+# range, a 25,000-row part of a 120,000-row upload hashed the whole upload's staging (191 → 58 ms).
+SINGLE_ROWS = """unnest(%(rows)s::integer[]) r(rn) JOIN leads_staging s
+    ON s.upload_id = %(upload)s AND s.row_number = r.rn AND s.row_number BETWEEN %(lo)s AND %(hi)s"""
 
 
 def insert_new_singles(conn: psycopg.Connection, upload_id: str, rows: list[int], leads, ingest) -> int:
@@ -241,18 +243,19 @@ def insert_new_singles(conn: psycopg.Connection, upload_id: str, rows: list[int]
     under the id it was staged with, and its lineage ('new'). Returns the number inserted."""
     if not rows:
         return 0
+    params = {"upload": upload_id, "rows": rows, "lo": min(rows), "hi": max(rows)}
     inserted = conn.execute(
         sql.SQL(
             f"""INSERT INTO leads (id, first_upload_id, source, {{cols}})
                SELECT s.new_lead_id, %(upload)s, 'upload', {{vals}} FROM {SINGLE_ROWS}"""
         ).format(cols=sql.SQL(", ").join(map(sql.Identifier, ingest)),
                  vals=sql.SQL(", ").join(_insert_value(c, leads, "s") for c in ingest)),
-        {"upload": upload_id, "rows": rows},
+        params,
     ).rowcount
     conn.execute(
         f"""INSERT INTO lead_sources (upload_id, row_number, lead_id, matched_on)
             SELECT %(upload)s, s.row_number, s.new_lead_id, 'new' FROM {SINGLE_ROWS}""",
-        {"upload": upload_id, "rows": rows},
+        params,
     )
     return inserted
 
