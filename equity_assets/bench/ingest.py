@@ -233,7 +233,7 @@ def run(rows: int = 100_000, variant_entities: int = 3000) -> dict:
             "merge_steps": {k: merged[k] for k in ("resolve_addresses_s", "match_keys_s", "find_singles_s", "group_s",
                                                        "apply_s", "apply_update_s", "apply_insert_s", "apply_fold_s",
                                                        "apply_lineage_s", "rekey_s", "new_singles_s",
-                                                       "wait_for_singles_s")
+                                                       "singles_tail_s")
                             if k in merged},
             "dagster_overhead": round(pipeline_s - staged["duration_s"] - merged["duration_s"], 2),
         },
