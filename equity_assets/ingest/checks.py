@@ -76,10 +76,15 @@ SELECT row_number, property_address, property_state, property_zip, email, phone,
 FROM leads_staging WHERE upload_id = %(upload)s::uuid ORDER BY row_number LIMIT %(limit)s
 """
 
+# The leads the upload wrote: a row recorded as a key conflict applied nothing to the lead its
+# lineage points at, so that lead (perhaps from an older parser) is not this upload's to answer for.
 _UPLOAD_LEADS_SAMPLE = """
 SELECT l.id::text AS id, l.mak, l.property_state, l.property_zip, l.email, l.phone, l.addr_hash, l.apn
 FROM leads l
-WHERE l.id IN (SELECT lead_id FROM lead_sources WHERE upload_id = %(upload)s::uuid)
+WHERE l.id IN (SELECT ls.lead_id FROM lead_sources ls
+               WHERE ls.upload_id = %(upload)s::uuid
+                 AND NOT EXISTS (SELECT 1 FROM lead_key_conflicts c
+                                 WHERE c.upload_id = ls.upload_id AND c.row_number = ls.row_number))
 ORDER BY l.id LIMIT %(limit)s
 """
 

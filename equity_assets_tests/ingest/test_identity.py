@@ -9,10 +9,14 @@ from equity_assets.ingest.operate import ingest_file, trace_upload
 HEADER = "Address,Unit #,City,State,Zip,County,APN,Owner 1 First Name,Owner 1 Last Name"
 
 
-def ingest(postgres, tmp_path, name, lines, header=HEADER):
+def write_csv(tmp_path, name, lines, header=HEADER):
     path = tmp_path / name
     path.write_text("\n".join([header, *lines]) + "\n")
-    summary = ingest_file(postgres, path)
+    return path
+
+
+def ingest(postgres, tmp_path, name, lines, header=HEADER):
+    summary = ingest_file(postgres, write_csv(tmp_path, name, lines, header))
     assert summary["success"], summary
     return summary
 
@@ -203,3 +207,16 @@ def test_probable_duplicates_listed_never_merged_then_merged_by_hand(postgres, t
         assert conn.execute("SELECT count(DISTINCT lead_id) FROM lead_sources WHERE lead_id::text = %s",
                             (outcome["kept_id"],)).fetchone()[0] == 1
     assert keys_agree(postgres) == 0
+
+
+def test_leads_read_back_are_the_ones_the_upload_wrote(postgres, tmp_path):
+    """A row recorded as a key conflict applied nothing to the lead it matched: a bad value that lead
+    already had (an older parser's) does not fail this upload's read-back; a lead it merged into does."""
+    ingest(postgres, tmp_path, "a.csv", ["1 Main St,,Springfield,IL,62701,Sangamon,P-1,Ann,Lee"])
+    with postgres.connection() as conn:  # what an older parser let through
+        conn.execute("UPDATE leads SET email = 'ann lee@example.com'")
+    conflict = ingest_file(postgres, write_csv(tmp_path, "b.csv", ["9 Oak St,,Springfield,IL,62701,Sangamon,P-1,Bo,Ray"]))
+    assert conflict["success"] and conflict["key_conflicts"] == 1
+    assert conflict["checks"]["upload_leads_match_schema"] is True
+    merged = ingest_file(postgres, write_csv(tmp_path, "c.csv", ["1 Main Street,,Springfield,IL,62701,,,Ann,"]))
+    assert merged["success"] is False and merged["failed_checks"] == ["upload_leads_match_schema"]
