@@ -185,7 +185,6 @@ def find_single_rows(conn: psycopg.Connection) -> list[int]:
     """The row numbers of rows that share no key with another row and match no lead: a new lead
     each (`insert_new_singles`). The linked rows' keys are kept in `merge_linked` for the grouping."""
     conn.execute(f"CREATE TEMP TABLE merge_linked ON COMMIT DROP AS {LINKED_ROWS_SQL}")
-    conn.execute("CREATE UNIQUE INDEX ON merge_linked (rn)")
     return conn.cursor(binary=True).execute(
         """SELECT coalesce(array_agg(k.rn ORDER BY k.rn), '{}') FROM merge_keys k
            WHERE coalesce(k.by_mak, k.by_apn, k.by_addr) IS NULL
@@ -478,22 +477,19 @@ def merge_upload(conn: psycopg.Connection, upload_id: str, connect: Connect | No
     lap("match_keys_s")
     singles = find_single_rows(conn) if staged else []
     lap("find_singles_s")
-    parallel = connect is not None and workers > 0 and len(singles) >= parallel_min_rows
-    # the address resolution above rewrote staged keys of linked rows only: what the workers read of
-    # the single rows is what staging committed
-    parts = SingleRowParts(singles, part_rows if parallel else max(len(singles), 1))
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge-insert") if parallel else None
-    jobs = [pool.submit(insert_parts, parts, lambda rows: _insert_committed(connect, upload_id, rows, leads, ingest))
-            for _ in range(workers)] if pool else []
-    singles_started = time.perf_counter()
-
-    def here(rows: list[int]) -> int:
-        return insert_new_singles(conn, upload_id, rows, leads, ingest)
-
+    pool = None
+    if connect is not None and workers > 0 and len(singles) >= parallel_min_rows:
+        # the address resolution above rewrote staged keys of linked rows only: what the workers
+        # read of the single rows is what staging committed
+        parts = SingleRowParts(singles, part_rows)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="merge-insert")
+        jobs = [pool.submit(insert_parts, parts, lambda rows: _insert_committed(connect, upload_id, rows, leads, ingest))
+                for _ in range(workers)]
+        singles_started = time.perf_counter()
+    else:
+        singles_inserted = insert_new_singles(conn, upload_id, singles, leads, ingest)
+        lap("new_singles_s")
     try:
-        singles_inserted = 0 if parallel else insert_parts(parts, here)
-        if not parallel:
-            lap("new_singles_s")
         rounds = group_linked_rows(conn) if staged else 0
         if not staged:
             conn.execute("CREATE TEMP TABLE merge_rows ON COMMIT DROP AS SELECT *, 0 AS round FROM merge_keys")
@@ -512,8 +508,9 @@ def merge_upload(conn: psycopg.Connection, upload_id: str, connect: Connect | No
         rekeyed_leads = rekey_touched_leads(conn, upload_id)
         lap("rekey_s")
         if pool:
-            singles_inserted = insert_parts(parts, here)  # what the workers have not taken yet
-            singles_inserted += sum(job.result() for job in jobs)  # a worker's error fails the merge
+            # the parts the workers have not taken yet, then theirs (a worker's error fails the merge)
+            singles_inserted = insert_parts(parts, lambda rows: insert_new_singles(conn, upload_id, rows, leads, ingest))
+            singles_inserted += sum(job.result() for job in jobs)
             lap("singles_tail_s")
             apply_lap.seconds["new_singles_s"] = time.perf_counter() - singles_started
     finally:
