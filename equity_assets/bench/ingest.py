@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -38,7 +39,8 @@ from ..ingest.partitions import uploads_partitions
 from ..ingest.operate import ingest_file
 from ..ingest.synthetic import write_propstream_csv
 from ..ingest.variants import write_variant_files
-from .common import fresh_database
+from ..db.cluster import EmbeddedCluster
+from .common import CpuSampler, fresh_database
 
 OPTIONS = {"rows", "variant_entities"}
 ROW_BY_ROW_MAX = 50_000
@@ -110,18 +112,25 @@ def register_upload(app: str, path: Path) -> str:
     return upload_id
 
 
-def measure_pipeline(app: str, upload_id: str) -> tuple[float, dict, dict]:
+def measure_pipeline(app: str, upload_id: str, data_dir: Path) -> tuple[float, dict, dict, dict]:
+    """(seconds, staged_leads metadata, deduped_leads metadata, CPU core-seconds per step)."""
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(uploads_partitions.name, [upload_id])
     postgres = PostgresResource(dsn=app)
-    started = time.perf_counter()
-    result = dg.materialize([staged_leads, deduped_leads], partition_key=upload_id, instance=instance,
-                            resources={"postgres": postgres})
-    seconds = time.perf_counter() - started
+    with CpuSampler(data_dir) as cpu:
+        started = time.perf_counter()
+        result = dg.materialize([staged_leads, deduped_leads], partition_key=upload_id, instance=instance,
+                                resources={"postgres": postgres})
+        seconds = time.perf_counter() - started
     postgres.close()
     md = {node: {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
           for node in ("staged_leads", "deduped_leads")}
-    return seconds, md["staged_leads"], md["deduped_leads"]
+    staged_end = cpu.at(next(e.timestamp for e in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+                             if e.step_key == "staged_leads"))
+    first, last = cpu.samples[0], cpu.samples[-1]
+    core_s = {"stage": cpu.between(first, staged_end), "merge": cpu.between(staged_end, last),
+              "pipeline": cpu.between(first, last)}
+    return seconds, md["staged_leads"], md["deduped_leads"], core_s
 
 
 def measure_checks(app: str, upload_id: str) -> dict:
@@ -193,7 +202,8 @@ def run(rows: int = 100_000, variant_entities: int = 3000) -> dict:
             conn.execute("VACUUM (ANALYZE) leads")
 
         upload_id = register_upload(app, path)
-        pipeline_s, staged, merged = measure_pipeline(app, upload_id)
+        data_dir = EmbeddedCluster().load_state().data_dir
+        pipeline_s, staged, merged, core_s = measure_pipeline(app, upload_id, data_dir)
         checks = measure_checks(app, upload_id)
         with psycopg.connect(admin) as conn:
             lineage = dict(conn.execute(
@@ -237,6 +247,11 @@ def run(rows: int = 100_000, variant_entities: int = 3000) -> dict:
                             if k in merged},
             "dagster_overhead": round(pipeline_s - staged["duration_s"] - merged["duration_s"], 2),
         },
+        # what the run cost in CPU: at 50,000 rows/s a 1M-row upload on two cores has 40 core-seconds
+        "cpu_core_s": core_s["pipeline"] | {"stage": core_s["stage"], "merge": core_s["merge"]},
+        "cores_busy": round(core_s["pipeline"]["total"] / pipeline_s, 2),
+        "rows_per_s_with_every_core_busy": round(rows / (core_s["pipeline"]["total"] / (os.cpu_count() or 1)))
+        if core_s["pipeline"]["total"] else None,
         "merge": {k: merged[k] for k in ("inserted", "updated", "merged_in_batch", "conflicts", "rounds",
                                          "address_variants_resolved", "leads_rekeyed")},
         "checks": checks,
