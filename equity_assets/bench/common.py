@@ -65,6 +65,12 @@ def _process_cpu_seconds(pid: int, *, with_reaped: bool) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def data_directory(admin_dsn: str) -> Path:
+    """The server's data directory (a superuser setting), where its postmaster.pid is."""
+    with psycopg.connect(admin_dsn) as conn:
+        return Path(conn.execute("SHOW data_directory").fetchone()[0])
+
+
 def cluster_cpu_seconds(data_dir: Path) -> float:
     """CPU seconds the cluster's processes have used so far: the postmaster with every backend it
     has reaped, plus the live backends (Linux ``/proc``; 0 elsewhere)."""

@@ -10,6 +10,11 @@ Dedupe quality is pairwise precision/recall of the lead every row became (lineag
 entities: `dedupe_precision` / `dedupe_recall` on a labelled set of cross-vendor address variants
 (two files of the same properties written differently, with hard negatives; see
 `ingest.variants`), and `exact_copies_precision` / `_recall` on the throughput file's duplicates.
+CPU: `cpu_core_s` is the core-seconds the pipeline used, in this process (parse, normalize, the
+merge's grouping) and in every PostgreSQL backend (read from ``/proc``, the server being the
+embedded cluster on this machine), split at the end of the `staged_leads` step; `cores_busy` is
+their sum over the wall time, and `rows_per_s_with_every_core_busy` the rate the same work would
+reach if no core were ever idle: the ceiling of this design on this machine.
 The asset checks of `deduped_leads` are timed on the result, with a bound (`CHECK_BOUND_S`):
 without planner statistics on the freshly loaded tables they used to go quadratic (minutes at
 100k rows).
@@ -39,8 +44,7 @@ from ..ingest.partitions import uploads_partitions
 from ..ingest.operate import ingest_file
 from ..ingest.synthetic import write_propstream_csv
 from ..ingest.variants import write_variant_files
-from ..db.cluster import EmbeddedCluster
-from .common import CpuSampler, fresh_database
+from .common import CpuSampler, data_directory, fresh_database
 
 OPTIONS = {"rows", "variant_entities"}
 ROW_BY_ROW_MAX = 50_000
@@ -202,7 +206,7 @@ def run(rows: int = 100_000, variant_entities: int = 3000) -> dict:
             conn.execute("VACUUM (ANALYZE) leads")
 
         upload_id = register_upload(app, path)
-        data_dir = EmbeddedCluster().load_state().data_dir
+        data_dir = data_directory(admin)
         pipeline_s, staged, merged, core_s = measure_pipeline(app, upload_id, data_dir)
         checks = measure_checks(app, upload_id)
         with psycopg.connect(admin) as conn:
