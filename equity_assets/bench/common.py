@@ -52,17 +52,16 @@ def process_children(pid: int) -> list[int]:
         return []
 
 
-def _process_cpu_seconds(pid: int, *, with_reaped: bool) -> float:
-    """User + system CPU seconds of a process (and, with `with_reaped`, of the children it has
-    reaped) from ``/proc/PID/stat``; 0 when the process is gone."""
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and of the children it has reaped, from
+    ``/proc/PID/stat``; 0 when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     # fields after the command: state is [0], utime [11], stime [12], cutime [13], cstime [14]
-    ticks = sum(int(x) for x in fields[11:15 if with_reaped else 13])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def data_directory(admin_dsn: str) -> Path:
@@ -78,8 +77,7 @@ def cluster_cpu_seconds(data_dir: Path) -> float:
         postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
     except (FileNotFoundError, ValueError, IndexError):
         return 0.0
-    return _process_cpu_seconds(postmaster, with_reaped=True) + sum(
-        _process_cpu_seconds(pid, with_reaped=True) for pid in process_children(postmaster))
+    return _process_cpu_seconds(postmaster) + sum(map(_process_cpu_seconds, process_children(postmaster)))
 
 
 def own_cpu_seconds() -> float:
