@@ -254,7 +254,7 @@ def run(rows: int = 100_000, variant_entities: int = 3000) -> dict:
         # what the run cost in CPU: at 50,000 rows/s a 1M-row upload on two cores has 40 core-seconds
         "cpu_core_s": core_s["pipeline"] | {"stage": core_s["stage"], "merge": core_s["merge"]},
         "cores_busy": round(core_s["pipeline"]["total"] / pipeline_s, 2),
-        "rows_per_s_with_every_core_busy": round(rows / (core_s["pipeline"]["total"] / (os.cpu_count() or 1)))
+        "rows_per_s_with_every_core_busy": round(rows / (core_s["pipeline"]["total"] / len(os.sched_getaffinity(0))))
         if core_s["pipeline"]["total"] else None,
         "merge": {k: merged[k] for k in ("inserted", "updated", "merged_in_batch", "conflicts", "rounds",
                                          "address_variants_resolved", "leads_rekeyed")},
