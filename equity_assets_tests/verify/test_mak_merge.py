@@ -111,3 +111,73 @@ def test_a_twin_locked_by_a_later_chunk_of_the_same_run_waits_for_the_next_run(
     second = run_verify()
     assert second.metadata["merged_by_mak"] == 1
     assert query("SELECT id::text, email FROM leads") == [(owner, "twin@example.com")]
+
+
+def _addressed(std: str, city: str, state: str, zip5: str | None, **extra) -> dict:
+    """A lead with a standardized address (its addr_hash is set from it after the insert)."""
+    return {"property_address": std.split("|")[0], "addr_std": std, "addr_bare": std, "addr_city": city,
+            "property_city": city, "property_state": state, "property_zip": zip5, **extra}
+
+
+def _key_the_addresses(postgres) -> None:
+    with postgres.connection() as conn:
+        conn.execute("UPDATE leads SET addr_hash = lead_address_hash(addr_std, addr_city, property_state, property_zip)")
+
+
+def _keys_that_disagree(postgres) -> int:
+    from equity_assets.ingest.checks import ADDRESS_KEY_AGREES_SQL
+
+    with postgres.connection() as conn:
+        return conn.execute(ADDRESS_KEY_AGREES_SQL).fetchone()[1]
+
+
+def test_an_upload_rows_conflict_on_the_folded_lead_moves_to_the_survivor_whole(insert_leads, postgres, query) -> None:
+    # an ingest conflict has no other lead: the row matched this lead by APN but names another address
+    keep, folded = insert_leads([{"email": "keep@example.com"}, {"email": "folded@example.com"}])
+    upload = query("SELECT gen_random_uuid()::text")[0][0]
+    with postgres.connection() as conn:
+        conn.execute(
+            """INSERT INTO lead_key_conflicts (lead_id, other_lead_id, key_name, source_ref, upload_id, row_number,
+                                               matched_on, lead_row, incoming_row)
+               VALUES (%s, NULL, 'address', 'upload:x', %s, 2460, 'apn', '{"a": 1}', '{"b": 2}'),
+                      (%s, %s, 'apn', 'upload:y', NULL, NULL, NULL, NULL, NULL)""",
+            (folded, upload, folded, keep),
+        )
+        assert conn.execute("SELECT fold_lead(%s, %s, 'mak', 'test')::text", (folded, keep)).fetchone()[0] == keep
+    # the upload row's record survives with everything it said; the conflict between the two is gone
+    assert query("""SELECT lead_id::text, other_lead_id, key_name, upload_id::text, row_number, matched_on,
+                           lead_row, incoming_row FROM lead_key_conflicts""") == [
+        (keep, None, "address", upload, 2460, "apn", {"a": 1}, {"b": 2})
+    ]
+
+
+def test_a_fold_that_gives_the_survivor_a_zip_rekeys_it(insert_leads, postgres, query) -> None:
+    # the survivor was keyed by city + state; the folded lead had the ZIP: the key follows the address
+    keep, folded = insert_leads([
+        _addressed("12 OAK ST|", "SPRINGFIELD", "IL", None, email="keep@example.com"),
+        _addressed("12 OAK ST|", "SPRINGFIELD", "IL", "62701", email="folded@example.com"),
+    ])
+    _key_the_addresses(postgres)
+    with postgres.connection() as conn:
+        conn.execute("SELECT fold_lead(%s, %s, 'mak', 'test')", (folded, keep))
+    assert query("SELECT id::text, property_zip FROM leads") == [(keep, "62701")]
+    assert _keys_that_disagree(postgres) == 0
+
+
+def test_a_fold_whose_address_is_a_third_leads_keeps_the_survivors_own_and_records_it(
+    insert_leads, postgres, query
+) -> None:
+    keep, folded, third = insert_leads([
+        _addressed("12 OAK ST|", "SPRINGFIELD", "IL", None, email="keep@example.com"),
+        _addressed("40 ELM AVE|", "SPRINGFIELD", "IL", "62701", email="folded@example.com"),
+        _addressed("12 OAK ST|", "SPRINGFIELD", "IL", "62701"),
+    ])
+    _key_the_addresses(postgres)
+    with postgres.connection() as conn:
+        conn.execute("SELECT fold_lead(%s, %s, 'mak', 'test')", (folded, keep))
+    # the survivor's street line with the folded lead's ZIP is the third lead's address: not applied
+    assert query("SELECT property_address, property_zip, email FROM leads WHERE id = %s", (keep,)) == [
+        ("12 OAK ST", None, "folded@example.com")]
+    assert _keys_that_disagree(postgres) == 0
+    assert query("SELECT lead_id::text, other_lead_id::text, key_name FROM lead_key_conflicts") == [
+        (keep, third, "addr_hash")]
