@@ -18,7 +18,15 @@ from equity_assets.vendors.batchdata import BatchDataResource
 from equity_assets.vendors.melissa import MelissaResource
 from equity_assets.verify.providers import BatchDataProvider, MelissaProvider
 from equity_assets.verify.router import DEFAULT_COOLDOWN_S, ProviderRouter, RoutingResult
-from equity_assets.verify.store import STAGE, DueCursor, WriteCounts, claim_due_leads, dead_letter, write_verdicts
+from equity_assets.verify.store import (
+    STAGE,
+    DueCursor,
+    WriteCounts,
+    claim_due_leads,
+    dead_letter,
+    withdraw_later_suppressed,
+    write_verdicts,
+)
 from equity_assets.verify.verdict import LeadToVerify, LeadVerdict
 
 #: A concurrent writer can take a MAK between our check and our write; the write is then redone.
@@ -109,12 +117,16 @@ def verified_leads(
     owns folds this lead into that one), birth month and provider payloads;
     DNC/TCPA phones, litigators, deceased owners and spamtraps go to `suppression_list`; leads no
     provider could answer go to `pipeline_dlq` and stay due. Fresh leads are never sent again.
+    Last, a lead verified in the last day whose e-mail or phone another lead's verdict has since
+    suppressed (a shared address of a deceased owner, a DNC number) stops being usable.
     Scoring and broker assignment are `scored_leads`'s, so they can be redone without the vendors.
     """
     started = time.perf_counter()
     totals, router_state = verify_due_leads(context, config, postgres, melissa, batchdata)
+    with postgres.connection() as conn:
+        withdrawn = withdraw_later_suppressed(conn)
     seconds = time.perf_counter() - started
-    metadata = _metadata(totals, router_state, seconds)
+    metadata = _metadata(totals, router_state, seconds) | {"usable_flags_withdrawn": withdrawn}
     context.log.info("verified_leads: %s", {k: v for k, v in metadata.items() if isinstance(v, (int, float))})
     if router_state["unavailable"]:
         # Every provider is down: fail the run so it shows, but do not retry the step at once

@@ -6,7 +6,7 @@ from equity_assets.db.resources import PostgresResource
 from equity_assets.observe.validation import check_table_sample
 from equity_assets.verify.assets import verified_leads
 from equity_assets.verify.schemas import VerifiedLeadsTable
-from equity_assets.verify.store import STAGE
+from equity_assets.verify.store import RECENT_HOURS, STAGE
 
 _SUPPRESSED_BUT_USABLE = """
 SELECT count(*) FILTER (WHERE l.email_verified AND EXISTS (
@@ -22,8 +22,6 @@ WHERE (l.email_verified OR l.phone_verified)
   AND l.verified_at > now() - make_interval(hours => %(hours)s)
   AND l.campaign_status IN ('new', 'queued', 'active', 'replied')
 """
-#: How far back the suppression check looks (the sensor runs verification every few minutes).
-RECENT_HOURS = 24
 
 _PENDING_DEAD_LETTERS = "SELECT count(*), min(created_at) FROM pipeline_dlq WHERE stage = %(stage)s AND status = 'pending'"
 

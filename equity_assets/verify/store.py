@@ -279,6 +279,53 @@ class WriteCounts:
     held_back: int  # left unwritten: their MAK twin is locked by another chunk of this run
 
 
+#: How far back verification looks for its own recent decisions (its check, the sweep below).
+RECENT_HOURS = 24
+
+# A lead marked usable can lose its channel later to another lead's verdict: the same e-mail is a
+# deceased owner's, the same phone is on a DNC list. The chunk that writes the suppression cannot
+# update that lead (another open chunk may hold it locked), so each run ends with this sweep: a
+# recently verified lead whose channel was suppressed *after* its verification stops being usable.
+# A suppression that existed when the lead was judged is left alone: that would be a wrong verdict,
+# for `suppressed_channels_are_not_usable` to catch, not to hide.
+_WITHDRAW_LATER_SUPPRESSED = """
+WITH recent AS MATERIALIZED (
+    -- a suppression later than a verification of the last day is itself from the last day
+    SELECT channel, value, created_at FROM suppression_list
+    WHERE created_at > now() - make_interval(hours => %(hours)s) AND (expires_at IS NULL OR expires_at > now())
+), later AS MATERIALIZED (
+    -- from the recent suppressions to the leads they name: by the e-mail index; phones, which
+    -- have none, by one hash join over the leads verified in the window
+    SELECT id, bool_or(channel = 'email') AS email_off, bool_or(channel = 'phone') AS phone_off
+    FROM (SELECT l.id, r.channel FROM recent r JOIN leads l ON l.email = r.value
+          WHERE r.channel = 'email' AND l.email_verified AND r.created_at > l.verified_at
+          UNION ALL
+          SELECT l.id, r.channel FROM recent r JOIN leads l ON l.phone = r.value
+          WHERE r.channel = 'phone' AND l.phone_verified AND r.created_at > l.verified_at
+            AND l.verified_at > now() - make_interval(hours => %(hours)s)) hit
+    GROUP BY id
+), free AS (
+    -- a lead another run holds is skipped, never waited for (no deadlock); the next run sweeps it
+    SELECT l.id FROM leads l JOIN later x USING (id) FOR UPDATE OF l SKIP LOCKED
+)
+UPDATE leads l SET
+    email_verified = l.email_verified AND NOT x.email_off,
+    phone_verified = l.phone_verified AND NOT x.phone_off,
+    -- a queued lead that lost its last usable channel waits again, as in a verdict
+    campaign_status = CASE WHEN l.campaign_status = 'queued'
+                                AND NOT ((l.email_verified AND NOT x.email_off) OR (l.phone_verified AND NOT x.phone_off))
+                           THEN 'new'::campaign_status ELSE l.campaign_status END
+FROM later x JOIN free USING (id)
+WHERE l.id = x.id AND l.verified_at > now() - make_interval(hours => %(hours)s)
+  AND l.campaign_status IN ('new', 'queued', 'active', 'replied')
+"""
+
+
+def withdraw_later_suppressed(conn: psycopg.Connection) -> int:
+    """Usable flags withdrawn from recently verified leads whose channel was suppressed since."""
+    return conn.execute(_WITHDRAW_LATER_SUPPRESSED, {"hours": RECENT_HOURS}).rowcount
+
+
 def write_verdicts(
     conn: psycopg.Connection,
     verdicts: Sequence[LeadVerdict],

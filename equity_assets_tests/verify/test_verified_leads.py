@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import dagster as dg
 
 from equity_assets.verify.assets import verified_leads
@@ -131,3 +133,58 @@ def test_definitions_load_with_the_three_resources(postgres, sandbox_url) -> Non
         "suppressed_channels_are_not_usable", "verification_dead_letters", "verified_leads_match_schema",
     }
     assert defs.resolve_job_def("verified_leads_job") and defs.resolve_sensor_def("verification_due_sensor")
+
+
+def _suppress(postgres, channel: str, value: str, created_at: datetime) -> None:
+    with postgres.connection() as conn:
+        conn.execute("INSERT INTO suppression_list (channel, value, reason, source, created_at) "
+                     "VALUES (%s, %s, 'BD02: email of a deceased person: never email', 'provider', %s)",
+                     (channel, value, created_at))
+
+
+def test_a_channel_suppressed_after_a_lead_was_verified_stops_being_usable(insert_leads, run_verify, query,
+                                                                           postgres) -> None:
+    # verified usable an hour ago; since then other leads' verdicts suppressed the same e-mail / phone
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    by_email, by_phone = insert_leads([
+        {"email": "shared@example.com", "email_verified": True, "verified_at": an_hour_ago},
+        {"email": "own@example.com", "email_verified": True, "phone": "+12175550101", "phone_verified": True,
+         "verified_at": an_hour_ago},
+    ])
+    _suppress(postgres, "email", "shared@example.com", an_hour_ago + timedelta(minutes=30))
+    _suppress(postgres, "phone", "+12175550101", an_hour_ago + timedelta(minutes=30))
+
+    run = run_verify(raise_on_error=False)
+
+    assert run.metadata["usable_flags_withdrawn"] == 2
+    assert sorted(query("SELECT id::text, email_verified, phone_verified FROM leads")) == sorted([
+        (by_email, False, False), (by_phone, True, False)])
+    assert run.checks()["suppressed_channels_are_not_usable"] is True
+
+
+def test_a_usable_flag_despite_an_earlier_suppression_is_left_for_the_check_to_catch(insert_leads, run_verify, query,
+                                                                                      postgres) -> None:
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    (lead,) = insert_leads([{"email": "known@example.com", "email_verified": True, "verified_at": an_hour_ago}])
+    _suppress(postgres, "email", "known@example.com", an_hour_ago - timedelta(hours=2))  # there when judged
+
+    run = run_verify(raise_on_error=False)
+
+    assert run.metadata["usable_flags_withdrawn"] == 0
+    assert query("SELECT email_verified FROM leads") == [(True,)]
+    assert run.checks()["suppressed_channels_are_not_usable"] is False
+
+
+def test_the_sweep_skips_a_lead_another_transaction_holds_and_takes_it_next_run(insert_leads, run_verify, query,
+                                                                                postgres, clean_db) -> None:
+    import psycopg
+
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    (lead,) = insert_leads([{"email": "shared@example.com", "email_verified": True, "verified_at": an_hour_ago}])
+    _suppress(postgres, "email", "shared@example.com", an_hour_ago + timedelta(minutes=30))
+    with psycopg.connect(clean_db.admin_dsn) as holder:  # another run's open chunk
+        holder.execute("SELECT 1 FROM leads WHERE id = %s FOR UPDATE", (lead,))
+        held = run_verify(raise_on_error=False)
+    assert held.metadata["usable_flags_withdrawn"] == 0
+    assert run_verify(raise_on_error=False).metadata["usable_flags_withdrawn"] == 1
+    assert query("SELECT email_verified FROM leads") == [(False,)]
