@@ -50,6 +50,7 @@ from psycopg import sql
 
 from .address_resolution import rekey_touched_leads, resolve_address_identity
 from .grouping import LINK_COLUMNS, plan_groups
+from .staging import lock_upload
 
 
 @dataclass(frozen=True)
@@ -466,6 +467,7 @@ def merge_upload(conn: psycopg.Connection, upload_id: str, connect: Connect | No
     rest. The staged rows must be committed.
     """
     started = time.perf_counter()
+    lock_upload(conn, upload_id)  # staging of this upload waits for the merge, and the other way round
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (MERGE_LOCK_KEY,))
     # the fold sorts every duplicate row of the upload (~290k wide rows at 1M): in memory, not on disk
     conn.execute("SET LOCAL work_mem = '256MB'")

@@ -28,6 +28,13 @@ class StageCounts:
     seconds: float
 
 
+def lock_upload(conn: psycopg.Connection, upload_id: str) -> None:
+    """Hold this upload until the transaction ends: its staging and its merge never overlap. Two
+    runs of one partition (a backfill and the sensor, a double click) then go one after the other;
+    otherwise one could re-stage the rows, under new lead ids, while the other merges them."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ingest:upload:{upload_id}",))
+
+
 def clear_partition(conn: psycopg.Connection, upload_id: str) -> None:
     """Delete-then-insert: a re-run of the partition replaces what an earlier run staged."""
     conn.execute("DELETE FROM leads_staging WHERE upload_id = %s", (upload_id,))
@@ -70,6 +77,7 @@ def stage_upload(conn: psycopg.Connection, upload_id: str, path: str, *, source:
     parse = read_upload(path, chunk_rows=chunk_rows, source=source, copy_csv=True,
                         copy_constants={"upload_id": upload_id}, lead_ids=True)
     copy_sql = f"COPY leads_staging ({', '.join(parse.copy_columns)}) FROM STDIN (FORMAT csv)"
+    lock_upload(conn, upload_id)
     clear_partition(conn, upload_id)
     for chunk in parse:
         with conn.cursor().copy(copy_sql) as copy:

@@ -185,3 +185,53 @@ def test_a_nul_byte_or_an_over_long_field_costs_one_row_not_the_file(postgres, t
     assert [(row, word in reason) for (row, reason, _), word in zip(dlq, ("NUL", "characters long"))] \
         == [(2, True), (5, True)]
     assert dlq[0][2]["APN"] == "P-2"  # the row's other values are kept for a redrive
+
+
+def test_staging_an_upload_waits_while_its_merge_holds_it(postgres, tmp_path, clean_db):
+    import threading
+
+    import psycopg
+
+    from equity_assets.ingest.staging import lock_upload, stage_upload
+
+    csv = tmp_path / "synthetic.csv"
+    write_propstream_csv(csv, 500, seed=5)
+    with postgres.connection() as conn:
+        upload_id = register_upload(conn, csv)
+    restaged = threading.Event()
+
+    def restage():
+        with postgres.connection() as conn:
+            stage_upload(conn, upload_id, str(csv), source="propstream")
+        restaged.set()
+
+    with psycopg.connect(clean_db.admin_dsn) as merging:
+        lock_upload(merging, upload_id)  # what merge_upload holds for its whole transaction
+        worker = threading.Thread(target=restage)
+        worker.start()
+        assert not restaged.wait(1.5), "staging went ahead under a merge of the same upload"
+    assert restaged.wait(30)
+    worker.join()
+    with postgres.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM leads_staging WHERE upload_id = %s", (upload_id,)).fetchone()[0] == 500
+
+
+def test_two_runs_of_one_partition_at_once_merge_every_row_once(postgres, tmp_path):
+    # a backfill run and the sensor's run of the same upload, or a double click in the UI
+    from concurrent.futures import ThreadPoolExecutor
+
+    csv = tmp_path / "synthetic.csv"
+    write_propstream_csv(csv, 3000, seed=9)
+    with postgres.connection() as conn:
+        upload_id = register_upload(conn, csv)
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: run_ingest(postgres, upload_id, raise_on_error=False), range(2)))
+    assert all(run.success for run in runs)
+    with postgres.connection() as conn:
+        staged, distinct_rows = conn.execute(
+            "SELECT count(*), count(DISTINCT row_number) FROM leads_staging WHERE upload_id = %s", (upload_id,)).fetchone()
+        lineage, lineage_leads_exist = conn.execute(
+            """SELECT count(*), bool_and(EXISTS (SELECT 1 FROM leads l WHERE l.id = s.lead_id))
+               FROM lead_sources s WHERE upload_id = %s""", (upload_id,)).fetchone()
+    assert staged == distinct_rows and lineage == staged and lineage_leads_exist
+    assert sorted(metadata(run, "deduped_leads")["inserted"] for run in runs)[0] == 0
